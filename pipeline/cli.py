@@ -1,0 +1,147 @@
+"""The ``refinery`` command: thin subcommands over the Python APIs that notebooks and DAGs call.
+
+Exit codes: 0 done (or already complete), 1 the run failed its checks (outputs written, no
+_SUCCESS), 2 a usage or input mistake, reported in one line without a traceback.
+Heavy modules are imported inside each subcommand so ``refinery --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("refinery")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    if extra and not getattr(args, "accepts_beam_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _setup_logging(args.verbose)
+    try:
+        return args.handler(args, extra)
+    except KeyboardInterrupt:
+        print("refinery: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the user errors we know get one line; others re-raise
+        if _is_user_error(exc):
+            print(f"refinery {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        from pipeline.run import RunFailed
+
+        if isinstance(exc, RunFailed):
+            print(f"refinery {args.command}: run failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from filters.config import ConfigError
+    from pipeline.inputs import InputError
+    from pipeline.output_dir import OutputDirError
+
+    if isinstance(exc, (ConfigError, InputError, OutputDirError, FileNotFoundError)):
+        return True
+    # Beam reports an unknown --runner as a ValueError naming it.
+    return isinstance(exc, ValueError) and "runner" in str(exc).lower()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="refinery",
+        description="Curate web-scale pretraining data on Apache Beam, and pretrain on it.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = _command(sub, "run", _cmd_run, "run the curation pipeline over WARC/ARC files", beam=True)
+    run.add_argument("--config", default=None, help="pipeline YAML (default: configs/commoncrawl.yaml)")
+    run.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                     help="WARC/ARC files, globs, gs:// or s3:// paths, or a CommonCrawl warc.paths.gz manifest")
+    run.add_argument("--output", required=True, help="output directory (local, gs:// or s3://)")
+    run.add_argument("--base-url", default=None,
+                     help="base URL for manifest entries (default: CommonCrawl's public HTTPS endpoint)")
+    run.add_argument("--limit", type=int, default=None, help="process only the first N input files")
+    run.add_argument("--overwrite", action="store_true", help="replace a complete output instead of skipping")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set extract.timeout_seconds=5 (repeatable)")
+
+    demo = _command(sub, "demo", _cmd_demo, "generate a sample crawl and run every stage on it", beam=True)
+    demo.add_argument("--output", default="demo-output", help="where the demo writes (default: ./demo-output)")
+    return parser
+
+
+def _command(sub, name: str, handler: Callable, help_text: str, beam: bool = False) -> argparse.ArgumentParser:
+    epilog = ("Any other --flags are passed to Beam as pipeline options, e.g. --runner DataflowRunner, "
+              "--direct_num_workers 2 --direct_running_mode multi_processing.") if beam else None
+    parser = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog)
+    parser.set_defaults(handler=handler, accepts_beam_args=beam)
+    return parser
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, object]:
+    import yaml
+
+    from filters.config import ConfigError
+
+    result: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
+        result[key.strip()] = yaml.safe_load(value)
+    return result
+
+
+def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.config import load_config
+    from pipeline.inputs import COMMONCRAWL_BASE_URL
+    from pipeline.run import run
+
+    config = load_config(args.config, _overrides(args.set))
+    result = run(args.input, args.output, config=config, beam_args=beam_args, overwrite=args.overwrite,
+                 base_url=args.base_url or COMMONCRAWL_BASE_URL, limit=args.limit)
+    if result.skipped:
+        print(f"{args.output} is already complete; nothing to do (--overwrite to redo it)")
+    else:
+        _print_summary(result.stats, args.output)
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.demo import run_demo
+
+    run_demo(args.output, beam_args=beam_args)
+    return EXIT_OK
+
+
+def _print_summary(stats: dict, output: str) -> None:
+    totals = stats["totals"]
+    print(f"{totals['files']} file(s), {totals['records']} records -> {totals['kept']} documents kept")
+    for stage in stats["funnel"]:
+        top = ", ".join(f"{r} {n}" for r, n in sorted(stage["reasons"].items(), key=lambda kv: -kv[1])[:4])
+        print(f"  {stage['stage']:<14} in {stage['in']:>8}  out {stage['out']:>8}  ({top})")
+    print(f"outputs: {output}/documents/*.parquet, {output}/stats.json")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    # Beam and its dependencies are chatty at INFO; keep their warnings.
+    for noisy in ("apache_beam", "absl", "urllib3", "trafilatura", "htmldate", "charset_normalizer"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Turning what the user typed after --input into a sorted list of archive files, and opening them.
+
+Accepted: local paths and globs, anything Beam's FileSystems knows (``gs://``, ``s3://`` with the
+matching Beam extra installed), and a CommonCrawl ``warc.paths.gz`` manifest, whose relative
+paths are joined to a base URL (CommonCrawl's public HTTPS endpoint unless told otherwise).
+The list is sorted and de-duplicated so that a re-run sees the same files in the same order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import urllib.request
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+log = logging.getLogger(__name__)
+
+COMMONCRAWL_BASE_URL = "https://data.commoncrawl.org/"
+_MANIFEST_SUFFIXES = (".paths", ".paths.gz")
+_HTTP = ("http://", "https://")
+_ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet.gz", ".wat.gz")
+_GLOB_CHARS = "*?["
+
+
+class InputError(ValueError):
+    """The inputs cannot be resolved; the message names the path."""
+
+
+def is_manifest(path: str) -> bool:
+    return path.endswith(_MANIFEST_SUFFIXES)
+
+
+def resolve_inputs(
+    specs: Sequence[str], base_url: str = COMMONCRAWL_BASE_URL, limit: int | None = None
+) -> list[str]:
+    """Expand globs and manifests into archive paths; fail on a spec that matches nothing."""
+    files: set[str] = set()
+    for spec in specs:
+        if is_manifest(spec):
+            files.update(read_manifest(spec, base_url))
+        elif spec.startswith(_HTTP):
+            files.add(spec)
+        else:
+            files.update(_match(spec))
+    ordered = sorted(files)
+    return ordered[:limit] if limit else ordered
+
+
+def read_manifest(path: str, base_url: str = COMMONCRAWL_BASE_URL) -> list[str]:
+    """The archive URLs a ``warc.paths[.gz]`` manifest lists, joined to ``base_url``."""
+    try:
+        with open_archive(path) as raw:
+            data = raw.read()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read manifest: {exc}") from None
+    if path.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{path}: manifest is not valid gzip: {exc}") from None
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    entries = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        is_absolute = "://" in line or line.startswith("/")
+        entries.append(line if is_absolute else base + line)
+    if not entries:
+        raise InputError(f"{path}: manifest lists no files")
+    return entries
+
+
+def open_archive(path: str) -> BinaryIO:
+    """A binary stream over ``path``; HTTP(S) is streamed, everything else goes through Beam."""
+    if path.startswith(_HTTP):
+        response = urllib.request.urlopen(path, timeout=120)  # noqa: S310 - the scheme is checked above
+        return io.BufferedReader(response, 1 << 20)
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def _match(pattern: str) -> list[str]:
+    try:
+        results = FileSystems.match([pattern])
+    except Exception as exc:  # noqa: BLE001 - Beam raises BeamIOError or ValueError for unknown schemes
+        raise InputError(f"{pattern}: cannot list input: {exc}") from None
+    found = [m.path for r in results for m in r.metadata_list if not m.path.endswith("/")]
+    if any(c in pattern for c in _GLOB_CHARS):
+        # A glob over a folder also catches READMEs and checksums; only archives are inputs.
+        skipped = [p for p in found if not p.endswith(_ARCHIVE_SUFFIXES)]
+        if skipped:
+            log.info("%s: ignoring %d non-archive file(s): %s", pattern, len(skipped),
+                     ", ".join(p.rsplit("/", 1)[-1] for p in skipped[:5]))
+        found = [p for p in found if p.endswith(_ARCHIVE_SUFFIXES)]
+    if not found:
+        raise InputError(f"{pattern}: no input file matches")
+    return found

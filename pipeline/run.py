@@ -1,0 +1,165 @@
+"""``refinery run`` as a Python API: build the Beam graph for a config, run it, account for it.
+
+The graph: archive paths -> ReadWarc -> Extract -> (filter stages) -> documents Parquet, with every
+stage's drops flowing into one funnel (and, if asked, a rejects Parquet). After the runner is
+done, the driver reads the small summed funnel back, writes stats.json, checks the accounting and
+the error budget, and only then writes ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from filters.document import ARROW_SCHEMA, Document
+from pipeline import funnel
+from pipeline.config import PipelineConfig, load_config
+from pipeline.extract import STAGE as EXTRACT_STAGE
+from pipeline.extract import Extract
+from pipeline.inputs import COMMONCRAWL_BASE_URL, resolve_inputs
+from pipeline.output_dir import OutputDir
+from pipeline.read import RECORDS_TAG, ReadWarc
+from pipeline.stage import DROPPED, KEPT, Dropped
+
+log = logging.getLogger(__name__)
+
+DOCUMENTS_DIR = "documents"
+REJECTS_DIR = "rejects"
+FUNNEL_DIR = "_funnel"
+REJECTS_SCHEMA = ARROW_SCHEMA.append(pa.field("stage", pa.string())).append(pa.field("reason", pa.string()))
+
+
+class RunFailed(RuntimeError):
+    """The run finished but must not count as complete (too many broken files, lost records)."""
+
+
+@dataclass
+class RunResult:
+    output: str
+    skipped: bool = False
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def run(
+    inputs: Sequence[str],
+    output: str,
+    *,
+    config: PipelineConfig | str | Path | None = None,
+    beam_args: Sequence[str] = (),
+    overwrite: bool = False,
+    base_url: str = COMMONCRAWL_BASE_URL,
+    limit: int | None = None,
+) -> RunResult:
+    """Run the pipeline; a complete output is left alone (skipped=True) unless ``overwrite``."""
+    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
+    out = OutputDir(output)
+    if out.complete and not overwrite:
+        log.info("%s is already complete (has _SUCCESS); skipping. Pass --overwrite to redo it.", output)
+        return RunResult(output, skipped=True)
+    files = resolve_inputs(inputs, base_url, limit)
+    log.info("%d input file(s) -> %s", len(files), output)
+    options = pipeline_options(beam_args)
+    out.prepare({"inputs": files, "config": asdict(cfg), "beam_args": list(beam_args)}, overwrite)
+
+    started = time.monotonic()
+    with beam.Pipeline(options=options) as p:
+        stage_order = build(p, files, out, cfg)
+    elapsed = time.monotonic() - started
+
+    stats = funnel.summarize(
+        out.read_json_lines(f"{FUNNEL_DIR}/counts*"), out.read_json_lines(f"{FUNNEL_DIR}/errors*"), stage_order
+    )
+    stats["run"] = {"inputs": len(files), "seconds": round(elapsed, 1),
+                    "runner": options.view_as(StandardOptions).runner, "source": cfg.source}
+    _check(stats, cfg, out, files)
+    out.finish(stats)
+    log.info("done in %.1f s: %d records -> %d documents; stats in %s",
+             elapsed, stats["totals"]["records"], stats["totals"]["kept"], out.path("stats.json"))
+    return RunResult(output, stats=stats)
+
+
+def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
+    """Beam options from the user's flags, with DirectRunner unless a runner is named.
+
+    Beam 2.77's own default is Prism, which downloads a binary at start-up; that fails offline and
+    surprises people on a laptop, so we never rely on it.
+    """
+    options = PipelineOptions(list(beam_args))
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    return options
+
+
+def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineConfig) -> list[str]:
+    """Add the whole graph to ``p``; returns the stage labels in funnel order."""
+    read = p | "ListFiles" >> beam.Create(list(files)) | "ReadWarc" >> ReadWarc(cfg.read)
+    extracted = read[RECORDS_TAG] | EXTRACT_STAGE >> Extract(cfg.extract, cfg.source)
+    docs = extracted[KEPT]
+    dropped = [extracted[DROPPED]]
+    stage_order = [funnel.READ_STAGE, EXTRACT_STAGE]
+
+    _ = (
+        docs
+        | "DocumentRows" >> beam.Map(Document.to_row)
+        | "WriteDocuments" >> beam.io.WriteToParquet(
+            out.path(DOCUMENTS_DIR, "part"), ARROW_SCHEMA, file_name_suffix=".parquet",
+            num_shards=cfg.output.num_shards,
+        )
+    )
+    all_dropped = dropped | "AllDropped" >> beam.Flatten()
+    if cfg.output.rejects:
+        _ = (
+            all_dropped
+            | "RejectRows" >> beam.Map(_reject_row)
+            | "WriteRejects" >> beam.io.WriteToParquet(
+                out.path(REJECTS_DIR, "part"), REJECTS_SCHEMA, file_name_suffix=".parquet",
+                num_shards=cfg.output.num_shards,
+            )
+        )
+    counts = (
+        read[funnel.COUNTS],
+        all_dropped | "CountDropped" >> beam.Map(funnel.dropped_count),
+        docs | "CountKept" >> beam.Map(funnel.kept_count),
+    )
+    _ = (
+        counts
+        | "SumCounts" >> funnel.SumCounts()
+        | "CountsJson" >> beam.Map(funnel.count_to_json)
+        | "WriteCounts" >> beam.io.WriteToText(out.path(FUNNEL_DIR, "counts"), file_name_suffix=".jsonl")
+    )
+    _ = (
+        read[funnel.ERRORS]
+        | "ErrorsJson" >> beam.Map(funnel.error_to_json)
+        | "WriteErrors" >> beam.io.WriteToText(out.path(FUNNEL_DIR, "errors"), file_name_suffix=".jsonl")
+    )
+    return stage_order
+
+
+def _reject_row(dropped: Dropped) -> dict[str, Any]:
+    return {**dropped.doc.to_row(), "stage": dropped.stage, "reason": dropped.reason}
+
+
+def _check(stats: dict[str, Any], cfg: PipelineConfig, out: OutputDir, files: Sequence[str]) -> None:
+    """Fail (after stats.json is written, before _SUCCESS) on lost records or too many broken files."""
+    problems = []
+    unaccounted = [f for f, e in stats["files"].items() if not e["accounted"]]
+    if unaccounted:
+        problems.append(f"records unaccounted for in {len(unaccounted)} file(s): {', '.join(unaccounted[:5])}")
+    failed = [f for f, e in stats["files"].items() if e.get("errors")]
+    if files and len(failed) / len(files) > cfg.read.max_error_fraction:
+        problems.append(
+            f"{len(failed)} of {len(files)} input files could not be read to their end "
+            f"(more than read.max_error_fraction={cfg.read.max_error_fraction:g}): {', '.join(failed[:10])}"
+        )
+    if problems:
+        out.write_json("stats.json", stats)
+        raise RunFailed("; ".join(problems) + f" (details in {out.path('stats.json')})")

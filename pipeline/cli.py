@@ -138,9 +138,16 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_beam_import_noise)
     # Beam and its dependencies are chatty at INFO; keep their warnings.
     for noisy in ("apache_beam", "absl", "urllib3", "trafilatura", "htmldate", "charset_normalizer"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
+    """Beam warns about optional GCP clients on every import; it says nothing about our run."""
+    return "apitools not found" not in record.getMessage()
 
 
 if __name__ == "__main__":

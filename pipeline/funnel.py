@@ -94,7 +94,7 @@ def summarize(
     kept = sum(e["kept"] for e in by_file.values())
     funnel = []
     remaining = records
-    for stage in [s for s in stage_order if s in by_stage] + sorted(set(by_stage) - set(stage_order)):
+    for stage in list(stage_order) + sorted(set(by_stage) - set(stage_order)):
         reasons = dict(sorted(by_stage[stage].items()))
         dropped = sum(reasons.values())
         funnel.append({"stage": stage, "in": remaining, "dropped": dropped, "out": remaining - dropped,

@@ -26,6 +26,7 @@ from typing import BinaryIO
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord, ArcWarcRecordLoader
+from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ def iter_records(open_file: Opener, warc_file: str, max_payload_bytes: int) -> I
             with gzip.GzipFile(fileobj=stream) as plain:
                 yield from _iter_arc(plain, warc_file, max_payload_bytes)
             return
+        if kind == "warc":
+            # Uncompressed: frame records ourselves, which survives garbage between records.
+            yield from _iter_framed_warc(stream, warc_file, max_payload_bytes)
+            return
+        # Gzipped per record: warcio, whose offsets point at gzip members a reader can seek to.
         yielded = 0
         try:
             for record in _iter_warc(stream, warc_file, max_payload_bytes):
@@ -92,21 +98,24 @@ def iter_records(open_file: Opener, warc_file: str, max_payload_bytes: int) -> I
             return
         except ArchiveLoadFailed as exc:
             problem = " ".join(str(exc).split())
-            gzipped = kind == "warc.gz"
-    log.warning("%s: warcio stopped after %d records (%s); re-reading with length framing",
-                warc_file, yielded, problem[:120])
-    with open_file() as raw:
-        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
-        for i, record in enumerate(_iter_framed_warc(stream, warc_file, max_payload_bytes)):
+            if "non-chunked gzip" not in problem:
+                raise CorruptArchive(warc_file, _safe_tell(stream), problem) from None
+    # Whole-file gzip: warcio delivers the first record, then stops. Decompress the whole stream
+    # and frame it ourselves, skipping what was already delivered.
+    log.info("%s: whole-file gzip; re-reading it through a streaming decompressor", warc_file)
+    with open_file() as raw, gzip.GzipFile(fileobj=raw) as plain:
+        for i, record in enumerate(_iter_framed_warc(plain, warc_file, max_payload_bytes)):
             if i >= yielded:
                 yield record
 
 
 def _iter_warc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) -> Iterator[RawRecord]:
-    iterator = ArchiveIterator(stream, arc2warc=True)
+    iterator = ArchiveIterator(stream, arc2warc=True, no_record_parse=True)
     try:
         for record in iterator:
             payload = _payload(record, max_payload_bytes)
+            if not payload.oversized and payload.block_bytes + _drain_all(record.raw_stream) < (record.length or 0):
+                raise EOFError(f"record truncated: fewer than its Content-Length of {record.length} bytes")
             # get_record_offset() reads the record to its end, so the payload must come first.
             yield _to_raw(record, warc_file, iterator.get_record_offset(), payload)
     except (EOFError, OSError, ValueError, gzip.BadGzipFile) as exc:
@@ -164,7 +173,7 @@ def _iter_framed_warc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) 
         if len(body) < length:
             raise CorruptArchive(warc_file, start, f"record truncated ({len(body)} of {length} bytes)")
         try:
-            record = loader.parse_record_stream(io.BytesIO(b"".join(block) + body))
+            record = loader.parse_record_stream(io.BytesIO(b"".join(block) + body), no_record_parse=True)
         except (ArchiveLoadFailed, ValueError) as exc:
             raise CorruptArchive(warc_file, start, f"unparsable WARC record: {exc}") from None
         yield _to_raw(record, warc_file, start, _payload(record, max_payload_bytes))
@@ -213,7 +222,7 @@ def _iter_arc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) -> Itera
             if len(body) < length:
                 raise CorruptArchive(warc_file, offset, f"record truncated ({len(body)} of {length} bytes)")
             try:
-                record = loader.parse_record_stream(io.BytesIO(line + body), known_format="arc")
+                record = loader.parse_record_stream(io.BytesIO(line + body), known_format="arc", no_record_parse=True)
             except (ArchiveLoadFailed, ValueError) as exc:
                 raise CorruptArchive(warc_file, offset, f"unparsable ARC record: {exc}") from None
             yield _to_raw(record, warc_file, offset, _payload(record, max_payload_bytes), arc=True)
@@ -221,24 +230,56 @@ def _iter_arc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) -> Itera
 
 
 _OVERSIZED = object()
+_HTTP_PROTOCOLS = ["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"]
 
 
-def _payload(record: ArcWarcRecord, limit: int) -> bytes | object | None:
-    """The decoded body of a response (None for other types), or _OVERSIZED after draining it."""
+@dataclass(frozen=True, slots=True)
+class _Http:
+    payload: bytes | None = None
+    oversized: bool = False
+    status: int | None = None
+    headers: dict[str, str] | None = None
+    block_bytes: int = 0  # bytes of the record block consumed, to detect truncated records
+
+
+def _payload(record: ArcWarcRecord, limit: int) -> _Http:
+    """Status, headers and decoded body of a response block (records are loaded unparsed).
+
+    warcio parses HTTP headers itself only by assuming they are there; on records stored without
+    them (Wayback exports) it eats the first lines of the HTML as "headers". So we read the block
+    and parse headers only when it starts with an HTTP status line, then let warcio undo chunked
+    and gzip/deflate/brotli encodings.
+    """
     if record.rec_type != "response":
-        return None
-    stream = record.content_stream()
-    data = stream.read(limit + 1)
-    if len(data) <= limit:
-        return data
-    while stream.read(_CHUNK):
-        pass
-    return _OVERSIZED
+        return _Http()
+    block = record.raw_stream.read(limit + 1)
+    if len(block) > limit:
+        _drain_all(record.raw_stream)
+        return _Http(oversized=True)
+    if not block.startswith(b"HTTP/"):
+        return _Http(payload=block, block_bytes=len(block))
+    buffer = io.BytesIO(block)
+    try:
+        parsed = StatusAndHeadersParser(_HTTP_PROTOCOLS, verify=False).parse(buffer)
+    except (StatusAndHeadersParserException, EOFError, ValueError):
+        return _Http(payload=block, block_bytes=len(block))
+    decoded = ArcWarcRecord(record.format, record.rec_type, record.rec_headers, buffer, parsed,
+                            record.content_type, record.length)
+    try:
+        body = decoded.content_stream().read(limit + 1)
+    except (OSError, ValueError, EOFError, zlib.error):
+        body = block[buffer.tell():] if buffer.tell() <= len(block) else b""  # undecodable: keep raw bytes
+    try:
+        status = int(parsed.get_statuscode())
+    except (TypeError, ValueError):
+        status = None
+    headers = {k.lower(): v for k, v in parsed.headers}
+    if len(body) > limit:  # a small compressed body that inflates past the cap
+        return _Http(oversized=True, status=status, headers=headers)
+    return _Http(payload=body, status=status, headers=headers, block_bytes=len(block))
 
 
-def _to_raw(
-    record: ArcWarcRecord, warc_file: str, offset: int, payload: bytes | object | None, arc: bool = False
-) -> RawRecord:
+def _to_raw(record: ArcWarcRecord, warc_file: str, offset: int, http: _Http, arc: bool = False) -> RawRecord:
     headers = record.rec_headers
     url = (headers.get_header("WARC-Target-URI") or "").strip()
     if url.startswith("<") and url.endswith(">"):  # wget writes <https://...>
@@ -246,15 +287,6 @@ def _to_raw(
     # ARC records have no id of their own (warcio invents a random one); a digest of file and
     # offset is stable across re-runs, which keeps document ids deterministic.
     record_id = "" if arc else (headers.get_header("WARC-Record-ID") or "").strip()
-    http = record.http_headers
-    http_headers = None
-    status = None
-    if http is not None and record.rec_type in ("response", "revisit"):
-        http_headers = {k.lower(): v for k, v in http.headers}
-        try:
-            status = int(http.get_statuscode())
-        except (TypeError, ValueError):
-            status = None
     return RawRecord(
         warc_file=warc_file,
         offset=offset,
@@ -262,11 +294,18 @@ def _to_raw(
         record_id=record_id or _derived_id(warc_file, offset),
         url=url,
         date=_clean_date(headers.get_header("WARC-Date")),
-        http_status=status,
-        http_headers=http_headers,
-        payload=None if payload is _OVERSIZED else payload,  # type: ignore[arg-type]
-        oversized=payload is _OVERSIZED,
+        http_status=http.status,
+        http_headers=http.headers,
+        payload=http.payload,
+        oversized=http.oversized,
     )
+
+
+def _drain_all(stream: BinaryIO) -> int:
+    total = 0
+    while chunk := stream.read(_CHUNK):
+        total += len(chunk)
+    return total
 
 
 def _derived_id(warc_file: str, offset: int) -> str:

@@ -1,0 +1,112 @@
+"""Apply activation checkpointing, compilation and FSDP2 to a ``Transformer`` from outside, then init it.
+
+The model file knows nothing of this (as in torchtitan's ``parallelize.py``). The intended use:
+
+    with torch.device("meta"):
+        model = Transformer(cfg)        # no memory, even for 7B
+    model = parallelize(model, device, activation_checkpointing=True, compile=True)
+
+Order matters: checkpoint wrappers go on first so that compile sees (and can optimize across) the
+recomputation, and FSDP wraps the result so that each block's parameters are gathered once per pass.
+On GPU, materialization comes last, so every rank allocates only its own shard before ``init_weights``
+fills it; on a CPU mesh the full model is initialized first and then sharded (see below for why).
+
+Works in one process (no FSDP unless a process group is up) and with any backend: NCCL on GPU, and gloo
+on CPU for tests, where mixed precision is off because CPU bf16 matmuls are slow and the point there is
+correctness. Mixed precision on GPU follows LLaMA-style training practice: bf16 parameters and
+activations in the forward/backward, gradients reduced and the optimizer state kept in float32.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointImpl, checkpoint_wrapper
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+from trainer.model import Transformer
+
+
+def parallelize(
+    model: Transformer,
+    device: torch.device | str,
+    *,
+    mesh: DeviceMesh | None = None,
+    activation_checkpointing: bool = False,
+    compile: bool = False,
+    mixed_precision: bool | None = None,
+) -> Transformer:
+    """Wrap ``model`` in place and return it, materialized on ``device`` and initialized.
+
+    - ``mesh``: 1-D data-parallel mesh for FSDP2. Defaults to all ranks when a process group is
+      initialized; with no process group the model is not sharded (single-process training).
+    - ``activation_checkpointing``: recompute each block in the backward (non-reentrant), trading about
+      one extra forward for activations of one block instead of all of them.
+    - ``compile``: ``torch.compile`` each block in place (``Module.compile`` keeps parameter names, so
+      checkpoints do not get an ``_orig_mod`` prefix).
+    - ``mixed_precision``: bf16 compute with float32 gradient reduction, an FSDP policy; ``None`` means on
+      when sharding on CUDA, off otherwise.
+
+    Parameters still on the meta device are allocated with ``to_empty`` and filled by ``init_weights()``;
+    a model built on a real device keeps its values (e.g. weights already loaded).
+    """
+    device = torch.device(device)
+    if mesh is None and dist.is_available() and dist.is_initialized():
+        mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    if mixed_precision is None:
+        mixed_precision = device.type == "cuda" and mesh is not None
+    if mixed_precision and mesh is None:
+        raise ValueError(
+            "mixed_precision needs FSDP (a process group or a mesh); in one process use torch.autocast"
+        )
+
+    blocks: nn.ModuleList = model.layers
+    for i, block in enumerate(blocks):
+        if activation_checkpointing:
+            # The wrapper's state-dict hooks drop its "_checkpoint_wrapped_module." prefix, so saved keys
+            # (and trainer.hf_keys) are the same with and without checkpointing.
+            block = checkpoint_wrapper(
+                block, checkpoint_impl=CheckpointImpl.NO_REENTRANT, preserve_rng_state=False
+            )
+        if compile:
+            block.compile()
+        blocks[i] = block
+
+    # DTensor's random ops track per-shard RNG offsets on CUDA only; on a CPU (gloo) mesh every rank would
+    # draw the same numbers for its own shard, repeating rows of every weight. There, each rank builds and
+    # initializes the full model (test-sized models only) and fully_shard keeps its slice, which also makes
+    # the sharded init bit-identical to the one-process init.
+    init_after_sharding = mesh is not None and device.type == "cuda"
+    if not init_after_sharding:
+        _materialize(model, device, move_real=True)
+
+    if mesh is not None:
+        policy = (
+            MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+            if mixed_precision
+            else MixedPrecisionPolicy()
+        )
+        for i, block in enumerate(blocks):
+            # The last block's backward starts right after its forward: keeping it gathered saves an
+            # all-gather per step (torchtitan does the same).
+            last = i == len(blocks) - 1
+            fully_shard(block, mesh=mesh, mp_policy=policy, reshard_after_forward=not last)
+        # The root holds the embedding, the final norm and the head (and the shared tensor when tied).
+        fully_shard(model, mesh=mesh, mp_policy=policy)
+
+    if init_after_sharding:
+        # fully_shard has already moved real (non-meta) shards to the mesh's device.
+        _materialize(model, device, move_real=False)
+    return model
+
+
+def _materialize(model: Transformer, device: torch.device, *, move_real: bool) -> None:
+    """Allocate meta parameters on ``device`` and initialize them; a real model keeps its values."""
+    if any(p.is_meta for p in model.parameters()) or any(b.is_meta for b in model.buffers()):
+        model.to_empty(device=device)
+        with torch.no_grad():
+            model.init_weights()
+    elif move_real:
+        model.to(device)

@@ -1,0 +1,548 @@
+"""Pretraining: a mixture of token shards in, a trained decoder and its metrics out.
+
+``pretrain()`` is the Python API (notebooks, the Airflow DAGs); ``main()`` is what ``refinery
+pretrain`` delegates to and what ``torchrun -m trainer.train`` runs on every rank. One process
+trains on CPU or one GPU; under torchrun the model is sharded with FSDP2 by ``trainer.parallelize``.
+
+Vocabulary rule. The tokenizer owns the vocabulary: with ``vocab_size_from_data: true`` (the
+default) the model's ``vocab_size`` is replaced by the mixture's ``tokenizer.vocab_size``; with
+``false`` the model YAML's value must equal it, and a mismatch stops the run before any step.
+
+Everything a user can get wrong (config keys, a corrupt or missing shard, a vocabulary mismatch, a
+checkpoint from another model, an out dir that already holds a run) fails before the first step as
+a :class:`TrainError` / ``ConfigError`` / ``MixtureError`` / ``CheckpointError``, all ``ValueError``s
+whose message names the file or key; ``main`` prints it on one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.distributed.tensor import DTensor
+from tqdm import tqdm
+
+from filters.config import ConfigError, load_yaml
+from trainer.checkpoint import (
+    CheckpointError,
+    check_compatible,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from trainer.config import ModelConfig
+from trainer.data import Batch, MixtureLoader
+from trainer.guard import LossGuard, SilentCorruptionError, TrainingDivergedError, losses_agree
+from trainer.metrics import MetricsFile, StepRecord, attach_log_file, configure_console_logging, memory_mb
+from trainer.mfu import mfu
+from trainer.mixture import Mixture, MixtureError, load_mixture
+from trainer.model import Transformer
+from trainer.parallelize import parallelize
+from trainer.schedule import lr_at
+from trainer.shards import ShardError, verify
+from trainer.train_config import TrainConfig
+
+log = logging.getLogger("trainer")
+
+
+class TrainError(ValueError):
+    """A run that cannot start as configured; the message names the file or key at fault."""
+
+
+@dataclass
+class TrainResult:
+    """What a call to :meth:`Trainer.train` / :func:`pretrain` did."""
+
+    out: Path
+    step: int
+    """Optimizer steps completed (skipped steps count: they consumed data and a schedule slot)."""
+    history: list[StepRecord] = field(default_factory=list)
+    heldout: dict[str, float] = field(default_factory=dict)
+    """Last held-out loss per source."""
+    rollbacks: int = 0
+    checkpoint: Path | None = None
+
+    @property
+    def losses(self) -> list[float]:
+        return [r.loss for r in self.history]
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.out / "metrics.csv"
+
+
+class Trainer:
+    """Owns the model, optimizer, loader and guards of one run; ``train(until)`` may be called repeatedly."""
+
+    def __init__(
+        self, model_config: Path, data: Path, out: Path, cfg: TrainConfig, *, resume: bool = False
+    ) -> None:
+        self.cfg = cfg
+        self.out = Path(out)
+        self._log_handler: logging.Handler | None = None
+        self._metrics: MetricsFile | None = None
+        self.rank, self.world, self._owns_group = _init_distributed(cfg.device)
+        try:
+            self._setup(Path(model_config), Path(data), resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, model_config: Path, data: Path, resume: bool) -> None:
+        cfg = self.cfg
+        self.device = _pick_device(cfg.device)
+        self.mixture = load_mixture(data)
+        self._check_shards(self.mixture)
+        self.model_cfg = _model_config(model_config, self.mixture, cfg)
+        per_micro = cfg.micro_batch_size * cfg.seq_len * self.world
+        if cfg.tokens_per_step % per_micro:
+            raise TrainError(
+                f"tokens_per_step ({cfg.tokens_per_step}) must be a multiple of micro_batch_size x seq_len x "
+                f"ranks = {cfg.micro_batch_size} x {cfg.seq_len} x {self.world} = {per_micro}"
+            )
+        self.grad_accum = cfg.tokens_per_step // per_micro
+        self.ckpt_root = self.out / "checkpoints"
+        existing = latest_checkpoint(self.ckpt_root)
+        if existing is not None and not resume:
+            raise TrainError(
+                f"{self.out}: already holds checkpoints ({existing.name}); pass --resume or use a new --out"
+            )
+        if resume and existing is not None:
+            check_compatible(existing, model_config=dataclasses.asdict(self.model_cfg), world_size=self.world)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._log_handler = attach_log_file(self.out, self.rank)
+
+        torch.manual_seed(cfg.seed)
+        with torch.device("meta"):
+            model = Transformer(self.model_cfg)
+        self.model = parallelize(
+            model, self.device, activation_checkpointing=cfg.activation_checkpointing, compile=cfg.compile
+        )
+        self.optimizer = _adamw(self.model, cfg)
+        try:
+            self.loader = MixtureLoader(
+                self.mixture,
+                seq_len=cfg.seq_len,
+                batch_size=cfg.micro_batch_size,
+                seed=cfg.seed,
+                rank=self.rank,
+                world_size=self.world,
+                heldout_every=cfg.heldout_every,
+            )
+        except ValueError as exc:  # a source too small for one window
+            raise TrainError(f"{self.mixture.path}: {exc}") from None
+        for source in self.loader.sources:
+            if cfg.eval_every and source.n_heldout < self.world:
+                log.warning(
+                    "source '%s' has %d windows, too few for one held-out window per rank at "
+                    "heldout_every=%s; it gets no held-out loss",
+                    source.name, source.n_windows, cfg.heldout_every,
+                )
+        self.guard = LossGuard(
+            spike_ratio=cfg.spike_ratio, warmup_steps=cfg.guard_warmup_steps, ema_beta=cfg.guard_ema_beta
+        )
+        self.step = 0
+        self.rollbacks = 0
+        self.last_checkpoint: Path | None = None
+        self.heldout: dict[str, float] = {}
+        self._autocast = self.device.type == "cuda" and cfg.bf16
+        if resume and existing is not None:
+            self._restore(existing, restore_data=True)
+            log.info("resumed from %s at step %d", existing, self.step)
+        self._metrics = MetricsFile(self.out / "metrics.csv", self.out / "heldout.csv", self.rank, self.step)
+        sharded = any(isinstance(p, DTensor) for p in self.model.parameters())
+        log.info(
+            "model %d params (%s), %d rank(s), %s, %d micro-batch(es) of %dx%d per step, sources %s",
+            sum(p.numel() for p in self.model.parameters()), model_config, self.world,
+            "FSDP2-sharded" if sharded else "unsharded", self.grad_accum, cfg.micro_batch_size, cfg.seq_len,
+            dict(zip(self.loader.source_names, self.loader.weights.round(4).tolist())),
+        )
+
+    # -- setup checks -------------------------------------------------------------------------------
+
+    def _check_shards(self, mixture: Mixture) -> None:
+        """Hash every shard on rank 0 only and share the verdict: one read of the corpus, not one per rank."""
+        problems: list[str] = []
+        if self.rank == 0:
+            for manifest in mixture.manifests:
+                problems += [str(p) for p in verify(manifest.dir, checksums=self.cfg.verify_checksums)]
+        if self.world > 1:
+            box = [problems]
+            dist.broadcast_object_list(box, src=0)
+            problems = box[0]
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise TrainError(f"{mixture.path}: corrupt shards: {'; '.join(problems[:3])}{more}")
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def train(self, until: int) -> TrainResult:
+        """Run optimizer steps until ``self.step == until``; a checkpoint is saved on return."""
+        result = TrainResult(out=self.out, step=self.step)
+        quiet = self.rank != 0 or not self.cfg.progress
+        bar = tqdm(total=until, initial=self.step, disable=quiet, desc="pretrain")
+        try:
+            while self.step < until:
+                record = self._train_step()
+                result.history.append(record)
+                self._metrics.write_step(record)
+                bar.update(1)
+                bar.set_postfix(loss=f"{record.loss:.3f}", lr=f"{record.lr:.2e}")
+                if record.step % self.cfg.log_every == 0 or record.status != "ok":
+                    log.info(
+                        "step %d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f %s",
+                        record.step, record.loss, record.lr, record.grad_norm, record.tokens_per_s,
+                        record.status,
+                    )
+                if record.status == "skipped:sdc" or self.guard.bad_streak >= self.cfg.max_bad_steps:
+                    why = "silent-corruption check failed" if record.status == "skipped:sdc" else (
+                        f"{self.guard.bad_streak} bad steps in a row"
+                    )
+                    self._rollback(why)
+                    bar.n = self.step
+                    continue
+                if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                    self.evaluate()
+                if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                    self.save()
+        finally:
+            bar.close()
+        if self.last_checkpoint is None or self.last_checkpoint.name != f"step-{self.step:08d}":
+            self.save()
+        result.step = self.step
+        result.heldout = dict(self.heldout)
+        result.rollbacks = self.rollbacks
+        result.checkpoint = self.last_checkpoint
+        return result
+
+    def _train_step(self) -> StepRecord:
+        cfg = self.cfg
+        lr = lr_at(
+            self.step, peak_lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps,
+            min_lr_ratio=cfg.min_lr_ratio,
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        started = time.perf_counter()
+        loss_sum = torch.zeros((), device=self.device)
+        first: tuple[Batch, torch.Tensor] | None = None
+        for _ in range(self.grad_accum):
+            batch = self.loader.next_batch()
+            loss = self._loss(batch)
+            (loss / self.grad_accum).backward()
+            loss_sum += loss.detach()
+            if first is None:
+                first = (batch, loss.detach())
+        loss_value = _mean_over_ranks(loss_sum / self.grad_accum, self.world)
+        grad_norm = _total_norm(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
+        assert first is not None
+        due = cfg.sdc_check_every > 0 and (self.step + 1) % cfg.sdc_check_every == 0
+        if due and self._silent_corruption_failed(*first):
+            reason: str | None = "sdc"
+        else:
+            reason = self.guard.judge(loss_value, grad_norm)
+        if reason is None:
+            self.optimizer.step()
+            status = "ok"
+        else:
+            status = f"skipped:{reason}"
+            log.warning(
+                "step %d skipped (%s): loss %s, grad_norm %s; update not applied (%d bad in a row)",
+                self.step + 1, reason, loss_value, grad_norm, self.guard.bad_streak,
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - started
+        self.step += 1
+        tokens_per_s = cfg.tokens_per_step / elapsed
+        return StepRecord(
+            step=self.step,
+            loss=loss_value,
+            lr=lr,
+            grad_norm=grad_norm,
+            tokens_per_s=tokens_per_s,
+            mfu=_mfu(tokens_per_s, self.model_cfg, cfg, self.world),
+            memory_mb=memory_mb(self.device),
+            status=status,
+        )
+
+    def _loss(self, batch: Batch) -> torch.Tensor:
+        inputs = batch.inputs.to(self.device, non_blocking=True)
+        targets = batch.targets.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            logits = self.model(inputs)  # (B, T, V) float32
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    def _silent_corruption_failed(self, batch: Batch, trained_loss: torch.Tensor) -> bool:
+        """Recompute one micro-batch's forward with unchanged weights; a different loss means the
+        hardware computed something else from the same inputs (Meta's LLaMA-3 report, sec. 3.3.4,
+        names silent data corruption among the failures of large runs). True on any rank's mismatch
+        when the action is rollback; raises when it is stop."""
+        with torch.no_grad():
+            again = self._loss(batch).detach()
+        bad = not losses_agree(float(trained_loss), float(again), self.cfg.sdc_tolerance)
+        if bad:
+            log.error(
+                "silent-corruption check failed at step %d on rank %d host %s: loss %r then %r",
+                self.step + 1, self.rank, socket.gethostname(), float(trained_loss), float(again),
+            )
+        flag = torch.tensor([1.0 if bad else 0.0], device=self.device)
+        if self.world > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        failed = flag.item() > 0
+        if failed and self.cfg.sdc_action == "stop":
+            where = f"rank {self.rank} on {socket.gethostname()}" if bad else "another rank (see its log)"
+            raise SilentCorruptionError(f"silent-corruption check failed at step {self.step + 1} on {where}")
+        return failed
+
+    # -- evaluation ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean held-out loss per source over the same ``eval_windows`` windows each time."""
+        results = {}
+        for s, name in enumerate(self.loader.source_names):
+            total = torch.zeros(2, device=self.device, dtype=torch.float64)  # (loss sum, tokens)
+            for batch in self.loader.heldout_batches(
+                s, max_windows=self.cfg.eval_windows, batch_size=self.cfg.micro_batch_size
+            ):
+                inputs, targets = batch.inputs.to(self.device), batch.targets.to(self.device)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+                    logits = self.model(inputs)
+                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), reduction="sum")
+                total[0] += loss.double()
+                total[1] += targets.numel()
+            if self.world > 1:
+                dist.all_reduce(total)
+            if total[1] > 0:
+                results[name] = float(total[0] / total[1])
+                self._metrics.write_heldout(self.step, name, results[name], int(total[1]))
+        if results:
+            log.info("step %d held-out loss %s", self.step, {k: round(v, 4) for k, v in results.items()})
+        self.heldout = results
+        return results
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    def save(self) -> Path:
+        self.last_checkpoint = save_checkpoint(
+            self.ckpt_root,
+            self.step,
+            model=self.model,
+            optimizer=self.optimizer,
+            train_state={"step": self.step, "guard": self.guard.state_dict(), "rollbacks": self.rollbacks},
+            rank_state={"data": self.loader.state_dict()},
+            meta={
+                "model_config": dataclasses.asdict(self.model_cfg),
+                "train_config": dataclasses.asdict(self.cfg),
+            },
+            keep=self.cfg.keep_checkpoints,
+        )
+        log.info("saved checkpoint %s", self.last_checkpoint)
+        return self.last_checkpoint
+
+    def _restore(self, path: Path, *, restore_data: bool) -> None:
+        restored = load_checkpoint(path, model=self.model, optimizer=self.optimizer)
+        self.step = restored.step
+        self.guard.load_state_dict(restored.train_state["guard"])
+        self.rollbacks = int(restored.train_state.get("rollbacks", 0))
+        restore_rng(restored.rng)
+        if restore_data:
+            try:
+                self.loader.load_state_dict(restored.rank_state["data"])
+            except ValueError as exc:
+                raise CheckpointError(f"{path}: {exc}") from None
+        self.last_checkpoint = path
+
+    def _rollback(self, why: str) -> None:
+        """Go back to the last checkpoint but keep reading data from where we are, so the batches
+        that diverged are not replayed (PaLM, Chowdhery et al. 2022, sec. 5.1, restarts about 100
+        steps earlier and skips 200-500 batches)."""
+        target = latest_checkpoint(self.ckpt_root)
+        if target is None:
+            raise TrainingDivergedError(f"{why} at step {self.step} and no checkpoint to roll back to")
+        if self.rollbacks >= self.cfg.max_rollbacks:
+            raise TrainingDivergedError(
+                f"{why} at step {self.step}; already rolled back {self.rollbacks} times"
+            )
+        failed_at = self.step
+        rollbacks = self.rollbacks + 1
+        self._restore(target, restore_data=False)
+        self.rollbacks = rollbacks
+        self.guard.bad_streak = 0
+        log.warning(
+            "rolled back from step %d to %s (%s); data continues at batch %d, skipping what diverged",
+            failed_at, target.name, why, self.loader.batches,
+        )
+
+    def close(self) -> None:
+        """Release files and the process group; safe after a failed construction and when repeated."""
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        if self._log_handler is not None:
+            logging.getLogger("trainer").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+        if self._owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+            self._owns_group = False
+
+
+def pretrain(
+    model_config: Path,
+    data: Path,
+    out: Path,
+    *,
+    steps: int | None = None,
+    train_config: Path | TrainConfig | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``model_config`` on the mixture ``data`` into ``out``; ``steps`` overrides ``TrainConfig.steps``
+    (the schedule's length too). ``resume`` continues from the newest checkpoint in ``out``."""
+    if isinstance(train_config, TrainConfig):
+        cfg = train_config
+    elif train_config is None:
+        cfg = TrainConfig()
+    else:
+        cfg = load_yaml(TrainConfig, train_config)
+    if steps is not None:
+        try:
+            cfg = dataclasses.replace(cfg, steps=steps)
+        except ValueError as exc:
+            raise TrainError(f"--steps: {exc}") from None
+    trainer = Trainer(Path(model_config), Path(data), Path(out), cfg, resume=resume)
+    try:
+        return trainer.train(cfg.steps)
+    finally:
+        trainer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="refinery pretrain", description="Pretrain a decoder on a shard mixture."
+    )
+    parser.add_argument("--model", type=Path, required=True, help="model YAML (configs/model/*.yaml)")
+    parser.add_argument("--data", type=Path, required=True, help="mixture.json written by `refinery mix`")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="run directory: checkpoints, metrics.csv, train.log"
+    )
+    parser.add_argument("--steps", type=int, help="optimizer steps (overrides the train config)")
+    parser.add_argument("--train-config", type=Path, help="training YAML (configs/train/*.yaml)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in --out (a fresh start if none)",
+    )
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    configure_console_logging(rank=int(os.environ.get("RANK", "0")))
+    try:
+        result = pretrain(
+            args.model,
+            args.data,
+            args.out,
+            steps=args.steps,
+            train_config=args.train_config,
+            resume=args.resume,
+        )
+    except (TrainError, ConfigError, MixtureError, ShardError, CheckpointError) as exc:
+        print(f"refinery pretrain: error: {exc}", file=sys.stderr)
+        return 2
+    except (TrainingDivergedError, SilentCorruptionError) as exc:
+        print(f"refinery pretrain: stopped: {exc}", file=sys.stderr)
+        return 1
+    if result.history:
+        log.info("done: step %d, last loss %.4f, held-out %s", result.step, result.losses[-1], result.heldout)
+    return 0
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _model_config(path: Path, mixture: Mixture, cfg: TrainConfig) -> ModelConfig:
+    overrides = {"vocab_size": mixture.vocab_size} if cfg.vocab_size_from_data else None
+    model_cfg = load_yaml(ModelConfig, path, overrides=overrides)
+    if model_cfg.vocab_size != mixture.vocab_size:
+        raise TrainError(
+            f"{path}: vocab_size {model_cfg.vocab_size} does not match the shards' {mixture.vocab_size} "
+            f"(tokenizer in {mixture.path}); set vocab_size_from_data: true or fix the model config"
+        )
+    if cfg.seq_len > model_cfg.max_seq_len:
+        raise TrainError(
+            f"seq_len {cfg.seq_len} exceeds the model's max_seq_len {model_cfg.max_seq_len} ({path})"
+        )
+    return model_cfg
+
+
+def _adamw(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """Weight decay on every matrix (linear weights and the embedding), none on norm gains: decaying
+    a gain pulls it toward zero, which only rescales activations (nanoGPT and torchtitan do the same;
+    LLaMA-1 states decay 0.1 without the split)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=cfg.eps,
+    )
+
+
+def _init_distributed(device: str) -> tuple[int, int, bool]:
+    """Join the torchrun process group when launched by torchrun; (rank, world, we-created-it)."""
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), False
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, False
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), True
+
+
+def _pick_device(device: str) -> torch.device:
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise TrainError("device: cuda requested but torch sees no GPU")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
+    if world > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= world
+    return float(value)
+
+
+def _total_norm(norm: torch.Tensor) -> float:
+    full = getattr(norm, "full_tensor", None)  # a DTensor under FSDP2
+    return float(full() if full is not None else norm)
+
+
+def _mfu(tokens_per_s: float, model_cfg: ModelConfig, cfg: TrainConfig, world: int) -> float | None:
+    if cfg.peak_tflops is None:
+        return None
+    return mfu(tokens_per_s, model_cfg, cfg.seq_len, cfg.peak_tflops * 1e12 * world)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,46 +14,95 @@ from dataclasses import dataclass
 
 TOPICS: dict[str, dict[str, list[str]]] = {
     "gardening": {
-        "nouns": ["garden", "soil", "seedling", "tomato plant", "compost heap", "greenhouse", "orchard",
-                  "herb bed", "watering can", "hedge"],
-        "adjs": ["sunny", "sheltered", "fertile", "sandy", "overgrown", "well-drained", "young"],
-        "verbs": ["needs", "rewards", "tolerates", "protects", "feeds", "shades"],
-        "places": ["the north border", "a raised bed", "the allotment", "the kitchen window"],
+        "nouns": ["garden", "soil", "seedling", "tomato", "compost heap", "greenhouse", "orchard", "herb bed",
+                  "hedge", "pumpkin patch", "rose bush", "potato crop", "lawn", "vegetable plot", "apple tree"],
+        "adjs": ["sunny", "sheltered", "fertile", "sandy", "overgrown", "well-drained", "young", "neglected",
+                 "tidy", "muddy", "fragrant", "stony"],
+        "places": ["the north border", "a raised bed", "the allotment", "the kitchen window", "the back wall",
+                   "the riverside plots", "a city balcony", "the walled garden"],
     },
     "astronomy": {
         "nouns": ["telescope", "comet", "nebula", "observatory", "star cluster", "planet", "eclipse",
-                  "meteor shower", "spectrograph", "moon"],
-        "adjs": ["distant", "faint", "bright", "cold", "ancient", "rotating", "dusty"],
-        "verbs": ["reveals", "follows", "outshines", "crosses", "illuminates", "records"],
-        "places": ["the southern sky", "the mountain observatory", "a dark rural site", "the Milky Way"],
+                  "meteor shower", "spectrograph", "moon", "galaxy", "pulsar", "asteroid", "sky chart", "lens"],
+        "adjs": ["distant", "faint", "bright", "cold", "ancient", "rotating", "dusty", "red", "massive", "young",
+                 "quiet", "unusual"],
+        "places": ["the southern sky", "the mountain observatory", "a dark rural site", "the desert plateau",
+                   "the university dome", "an island station", "the coastal hills", "a backyard pier"],
     },
     "cooking": {
-        "nouns": ["broth", "sourdough loaf", "cast-iron pan", "spice blend", "risotto", "marinade",
-                  "pastry", "stock pot", "sauce", "oven"],
-        "adjs": ["slow", "fragrant", "crisp", "rich", "seasonal", "homemade", "simple"],
-        "verbs": ["improves", "balances", "softens", "thickens", "brightens", "flavours"],
-        "places": ["a small kitchen", "the village bakery", "a market stall", "the family table"],
+        "nouns": ["broth", "sourdough loaf", "cast-iron pan", "spice blend", "risotto", "marinade", "pastry",
+                  "stock pot", "sauce", "oven", "dumpling", "stew", "salad", "flatbread", "custard"],
+        "adjs": ["slow", "fragrant", "crisp", "rich", "seasonal", "homemade", "simple", "smoky", "tangy",
+                 "golden", "hearty", "delicate"],
+        "places": ["a small kitchen", "the village bakery", "a market stall", "the family table",
+                   "a harbour cafe", "the school canteen", "a mountain hut", "the night market"],
     },
     "railways": {
         "nouns": ["locomotive", "signal box", "branch line", "timetable", "viaduct", "station clock",
-                  "sleeper car", "junction", "freight yard", "platform"],
-        "adjs": ["restored", "busy", "narrow-gauge", "electric", "historic", "punctual", "rural"],
-        "verbs": ["connects", "carries", "serves", "crosses", "replaces", "links"],
-        "places": ["the coastal valley", "the old market town", "the capital", "the mountain pass"],
+                  "sleeper car", "junction", "freight yard", "platform", "tunnel", "tram", "ticket office",
+                  "carriage", "footbridge"],
+        "adjs": ["restored", "busy", "narrow-gauge", "electric", "historic", "punctual", "rural", "crowded",
+                 "steep", "modern", "forgotten", "scenic"],
+        "places": ["the coastal valley", "the old market town", "the capital", "the mountain pass",
+                   "the border crossing", "a mining village", "the river delta", "the northern plains"],
     },
     "beekeeping": {
         "nouns": ["hive", "queen", "worker bee", "honeycomb", "smoker", "apiary", "swarm", "frame",
-                  "nectar flow", "brood"],
-        "adjs": ["healthy", "gentle", "crowded", "productive", "calm", "late", "strong"],
-        "verbs": ["supports", "strengthens", "builds", "defends", "gathers", "warms"],
-        "places": ["the meadow edge", "a rooftop apiary", "the lime trees", "the heather moor"],
+                  "nectar flow", "brood", "wax cap", "drone", "feeder", "veil", "honey jar"],
+        "adjs": ["healthy", "gentle", "crowded", "productive", "calm", "late", "strong", "weak", "busy",
+                 "golden", "noisy", "careful"],
+        "places": ["the meadow edge", "a rooftop apiary", "the lime trees", "the heather moor",
+                   "the orchard corner", "a village green", "the chalk downs", "a clover field"],
     },
 }
 
-_OPENERS = ["In practice,", "Over the years,", "According to local records,", "Most experienced people agree that",
-            "Early in the season,", "By contrast,", "For this reason,", "In many regions,"]
-_ENDINGS = ["which surprises many newcomers", "as long as the weather holds", "throughout the whole year",
-            "when it is given enough time", "and the results are easy to see", "without much extra effort"]
+# (third person singular, plural) verb forms, shared by all topics.
+_VERBS = [("needs", "need"), ("rewards", "reward"), ("protects", "protect"), ("changes", "change"),
+          ("surprises", "surprise"), ("follows", "follow"), ("improves", "improve"), ("shapes", "shape"),
+          ("outlasts", "outlast"), ("attracts", "attract"), ("depends on", "depend on"), ("resembles", "resemble")]
+_PEOPLE = ["local volunteers", "visiting students", "two retired engineers", "our neighbours", "the regulars",
+           "many beginners", "a few specialists", "the older residents", "curious children", "most newcomers"]
+_TIMES = ["Every spring", "Last October", "On quiet evenings", "Before dawn", "During the long drought",
+          "In early summer", "After the storms", "Each weekend", "Around midwinter", "Twice a month"]
+_ADVERBS = ["slowly", "quietly", "unexpectedly", "steadily", "carefully", "gradually", "rarely", "often"]
+_TEMPLATES = [
+    "{time}, {people} {verb_pl} the {adj} {noun} near {place}.",
+    "The {adj} {noun} {verb_sg} the {noun2} {adverb}, or so {people} claim.",
+    "Nobody expected that the {noun} at {place} would {verb_pl} a {adj2} {noun2}.",
+    "{people_cap} {adverb} {verb_pl} how the {noun} {verb_sg} every {adj} {noun2}.",
+    "Why does a {adj} {noun} {verb_pl} the {noun2}? {people_cap} still argue about it.",
+    "At {place}, a {adj} {noun} and an {adj2} {noun2} share the same corner.",
+    "{time} the {noun} grew {adj}, and {people} noticed it {adverb}.",
+    "Records kept since {year} show the {noun} {verb_sg} {place} more than before.",
+    "It is {adverb} said that a {adj} {noun} {verb_sg} patience above all.",
+    "Between {place} and {place2}, {people} found {count} {adj} examples of a {noun}.",
+]
+
+
+def _an(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def sentence(rng: random.Random, topic: str) -> str:
+    words = TOPICS[topic]
+    noun, noun2 = rng.sample(words["nouns"], 2)
+    adj, adj2 = rng.sample(words["adjs"], 2)
+    place, place2 = rng.sample(words["places"], 2)
+    verb_sg, verb_pl = rng.choice(_VERBS)
+    people = rng.choice(_PEOPLE)
+    text = rng.choice(_TEMPLATES).format(
+        time=rng.choice(_TIMES), people=people, people_cap=people[0].upper() + people[1:], verb_sg=verb_sg,
+        verb_pl=verb_pl, adj=adj, adj2=adj2, noun=noun, noun2=noun2, place=place, place2=place2,
+        adverb=rng.choice(_ADVERBS), year=rng.randint(1890, 2015), count=rng.randint(3, 40),
+    )
+    text = text.replace(" a a", " an a").replace(" a e", " an e").replace(" a o", " an o").replace(" a u", " an u")
+    text = text.replace(" an " + adj2, f" {_an(adj2)} {adj2}")
+    return text[0].upper() + text[1:]
+
+
+def article(rng: random.Random, topic: str, n_paragraphs: int) -> list[str]:
+    return [" ".join(sentence(rng, topic) for _ in range(rng.randint(3, 5))) for _ in range(n_paragraphs)]
+
 
 FOREIGN: dict[str, list[str]] = {
     "de": [
@@ -95,18 +144,6 @@ class Page:
     paragraphs: list[str]
     lang: str = "en"
     boilerplate: bool = True
-
-
-def sentence(rng: random.Random, topic: str) -> str:
-    words = TOPICS[topic]
-    noun, other = rng.sample(words["nouns"], 2)
-    text = (f"{rng.choice(_OPENERS)} the {rng.choice(words['adjs'])} {noun} near {rng.choice(words['places'])} "
-            f"{rng.choice(words['verbs'])} the {rng.choice(words['adjs'])} {other}, {rng.choice(_ENDINGS)}.")
-    return text[0].upper() + text[1:]
-
-
-def article(rng: random.Random, topic: str, n_paragraphs: int) -> list[str]:
-    return [" ".join(sentence(rng, topic) for _ in range(rng.randint(4, 7))) for _ in range(n_paragraphs)]
 
 
 def mutate(rng: random.Random, paragraphs: list[str], fraction: float) -> list[str]:

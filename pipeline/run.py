@@ -22,17 +22,19 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from filters.document import ARROW_SCHEMA, Document
 from pipeline import funnel
 from pipeline.config import PipelineConfig, load_config
-from pipeline.extract import STAGE as EXTRACT_STAGE
-from pipeline.extract import Extract
+from pipeline.dedup import BAND_KEYS, BAND_KEYS_SCHEMA, CLUSTERS, CLUSTERS_SCHEMA
 from pipeline.inputs import COMMONCRAWL_BASE_URL, resolve_inputs
 from pipeline.output_dir import OutputDir
-from pipeline.read import RECORDS_TAG, ReadWarc
+from pipeline.readers import build_reader
 from pipeline.stage import DROPPED, KEPT, Dropped
+from pipeline.stages import STAGES
 
 log = logging.getLogger(__name__)
 
 DOCUMENTS_DIR = "documents"
 REJECTS_DIR = "rejects"
+CLUSTERS_DIR = "clusters"
+BAND_KEYS_DIR = "band_keys"
 FUNNEL_DIR = "_funnel"
 REJECTS_SCHEMA = ARROW_SCHEMA.append(pa.field("stage", pa.string())).append(pa.field("reason", pa.string()))
 
@@ -101,11 +103,19 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
 
 def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineConfig) -> list[str]:
     """Add the whole graph to ``p``; returns the stage labels in funnel order."""
-    read = p | "ListFiles" >> beam.Create(list(files)) | "ReadWarc" >> ReadWarc(cfg.read)
-    extracted = read[RECORDS_TAG] | EXTRACT_STAGE >> Extract(cfg.extract, cfg.source)
-    docs = extracted[KEPT]
-    dropped = [extracted[DROPPED]]
-    stage_order = [funnel.READ_STAGE, EXTRACT_STAGE]
+    reader, reader_stages = build_reader(cfg)
+    read = p | "ListFiles" >> beam.Create(list(files)) | "Read" >> reader
+    docs = read[KEPT]
+    dropped = [read[DROPPED]]
+    stage_order = list(reader_stages)
+    extra_outputs: dict[str, Any] = {}
+    for name in cfg.stages:
+        spec = STAGES[name]
+        result = docs | spec.label >> spec.build(cfg)
+        docs = result[KEPT]
+        dropped.append(result[DROPPED])
+        extra_outputs.update({k: v for k, v in result.items() if k not in (KEPT, DROPPED)})
+        stage_order.append(spec.label)
 
     _ = (
         docs
@@ -115,6 +125,13 @@ def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineC
             num_shards=cfg.output.num_shards,
         )
     )
+    # Dedup side outputs: who was clustered with whom (for the report), and the LSH band keys
+    # (so that the next dump can be deduplicated against this one).
+    for tag, directory, schema in ((CLUSTERS, CLUSTERS_DIR, CLUSTERS_SCHEMA), (BAND_KEYS, BAND_KEYS_DIR, BAND_KEYS_SCHEMA)):
+        if tag in extra_outputs:
+            _ = extra_outputs[tag] | f"Write{tag.title().replace('_', '')}" >> beam.io.WriteToParquet(
+                out.path(directory, "part"), schema, file_name_suffix=".parquet", num_shards=cfg.output.num_shards,
+            )
     all_dropped = dropped | "AllDropped" >> beam.Flatten()
     if cfg.output.rejects:
         _ = (
@@ -136,8 +153,9 @@ def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineC
         | "CountsJson" >> beam.Map(funnel.count_to_json)
         | "WriteCounts" >> beam.io.WriteToText(out.path(FUNNEL_DIR, "counts"), file_name_suffix=".jsonl")
     )
+    errors = read[funnel.ERRORS] if funnel.ERRORS in read else p | "NoErrors" >> beam.Create([])
     _ = (
-        read[funnel.ERRORS]
+        errors
         | "ErrorsJson" >> beam.Map(funnel.error_to_json)
         | "WriteErrors" >> beam.io.WriteToText(out.path(FUNNEL_DIR, "errors"), file_name_suffix=".jsonl")
     )

@@ -39,6 +39,11 @@ class _ApplyFilters(beam.DoFn):
         self._filters = tuple(filters)
 
     def setup(self) -> None:
+        # Filters with a model (language ID, quality classifier) load it here, once per worker,
+        # and fail here on a bad setting rather than on the first document.
+        for flt in self._filters:
+            if hasattr(flt, "setup"):
+                flt.setup()
         self._in = Metrics.counter(METRICS_NAMESPACE, f"{self._stage}.in")
         self._kept = Metrics.counter(METRICS_NAMESPACE, f"{self._stage}.kept")
 

@@ -1,0 +1,60 @@
+"""The catalogue of stages a recipe can list, and how each becomes a PTransform.
+
+A recipe (``stages:`` in a pipeline config) is an ordered list of these names. Filter stages
+wrap one pure filter from ``filters/`` whose settings are the config section of the same name;
+line dedup and the two dedup stages are corpus-wide aggregations with their own transforms.
+The Beam label of a stage is also its name in the funnel, so it never changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+
+from pipeline.stage import FilterStage
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    label: str
+    build: Callable[[Any], beam.PTransform]  # pipeline config -> PTransform returning {"kept", "dropped", ...}
+
+
+def _filter(label: str, section: str) -> StageSpec:
+    return StageSpec(label, lambda cfg: FilterStage(label, [getattr(cfg, section)]))
+
+
+def _line_dedup(cfg: Any) -> beam.PTransform:
+    from pipeline.line_dedup import LineDedup
+
+    return LineDedup(cfg.line_dedup)
+
+
+def _exact_dedup(cfg: Any) -> beam.PTransform:
+    from pipeline.dedup import ExactDedup
+
+    return ExactDedup(cfg.dedup)
+
+
+def _minhash_dedup(cfg: Any) -> beam.PTransform:
+    from pipeline.dedup import MinHashDedup
+
+    return MinHashDedup(cfg.dedup)
+
+
+STAGES: dict[str, StageSpec] = {
+    "url_blocklist": _filter("UrlBlocklist", "url_blocklist"),
+    "langid": _filter("LanguageId", "langid"),
+    "banned_words": _filter("BannedWords", "banned_words"),
+    "gopher_repetition": _filter("GopherRepetition", "gopher_repetition"),
+    "line_dedup": StageSpec("LineDedup", _line_dedup),
+    "gopher_quality": _filter("GopherQuality", "gopher_quality"),
+    "c4": _filter("C4", "c4"),
+    "fineweb": _filter("FineWeb", "fineweb"),
+    "quality_classifier": _filter("QualityClassifier", "quality_classifier"),
+    "exact_dedup": StageSpec("ExactDedup", _exact_dedup),
+    "minhash_dedup": StageSpec("MinHashDedup", _minhash_dedup),
+}

@@ -53,8 +53,6 @@ class DedupConfig:
     0.75), trading recall in the 0.7-0.8 grey zone for precision that ``verify_jaccard`` can buy back.
     """
 
-    enabled: bool = True
-    exact: bool = True  # exact dedup on the normalized-text digest before MinHash
     # Lee et al. 2022, "Deduplicating Training Data Makes Language Models Better" (NearDup):
     # word 5-gram MinHash, pairs with estimated Jaccard >= 0.8 are near-duplicates.
     threshold: float = 0.8
@@ -68,7 +66,10 @@ class DedupConfig:
     # Which copy of a cluster survives: first the earliest crawl (the original usually predates its
     # copies), then the best quality score, then the id so the choice is total and reproducible.
     keep_rule: tuple[KeepRule, ...] = ("earliest_timestamp", "highest_quality", "lowest_id")
-    verify_jaccard: bool = False  # drop LSH edges whose signature Jaccard estimate is < threshold
+    # Drop LSH edges whose signature Jaccard estimate is below the threshold before they join
+    # components. Measured on 10k mutated real documents (benchmarks/dedup.py): pair precision
+    # 0.71 -> 0.90 and no cross-family merges, for recall 0.999 -> 0.992 on pairs with J >= 0.85.
+    verify_jaccard: bool = True
     # Large-star/small-star rounds unrolled in the Beam graph. Kiveris et al. 2014 bound them by
     # O(log^2 n) and report single-digit counts on real graphs; the last round must change nothing.
     max_rounds: int = 8

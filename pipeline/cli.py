@@ -16,8 +16,17 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger("refinery")
 
+# Subcommands whose module owns its own argument parser (and --help); the trainer's commands run
+# without importing Beam. name -> ("module:function", one-line help)
+DELEGATED: dict[str, tuple[str, str]] = {
+    "pretrain": ("trainer.train:main", "pretrain a decoder on a mixture of token shards"),
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if not getattr(args, "command", None):
@@ -41,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"refinery {args.command}: run failed: {exc}", file=sys.stderr)
             return EXIT_FAILED
         raise
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    import importlib
+
+    target, _ = DELEGATED[command]
+    module_name, _, function = target.partition(":")
+    return int(getattr(importlib.import_module(module_name), function)(argv) or 0)
 
 
 def _is_user_error(exc: Exception) -> bool:
@@ -76,6 +93,27 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = _command(sub, "demo", _cmd_demo, "generate a sample crawl and run every stage on it", beam=True)
     demo.add_argument("--output", default="demo-output", help="where the demo writes (default: ./demo-output)")
+
+    tq = _command(sub, "train-quality", _cmd_train_quality,
+                  "train the fastText quality classifier (reference pages vs random pages)")
+    tq.add_argument("--positive", nargs="+", required=True, metavar="PATH",
+                    help="positive texts: .txt, .jsonl[.gz], documents .parquet, or folders of them")
+    tq.add_argument("--negative", nargs="+", required=True, metavar="PATH", help="negative texts, same formats")
+    tq.add_argument("--output", required=True, help="model file to write (e.g. models/quality.bin)")
+    tq.add_argument("--seed", type=int, default=0)
+    tq.add_argument("--epoch", type=int, default=10)
+    tq.add_argument("--dim", type=int, default=64)
+    tq.add_argument("--holdout", type=float, default=0.1, help="held-out fraction for the report (default 0.1)")
+
+    qs = _command(sub, "build-quality-set", _cmd_build_quality_set,
+                  "positives = documents whose URL is in a reference list; negatives = as many random others",
+                  beam=True)
+    qs.add_argument("--references", required=True, help="text file of reference URLs, one per line")
+    qs.add_argument("--input", nargs="+", required=True, help="documents Parquet: files, globs or run directories")
+    qs.add_argument("--output", required=True, help="directory for positive*.jsonl and negative*.jsonl")
+
+    for name, (_, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
@@ -120,6 +158,37 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.demo import run_demo
 
     run_demo(args.output, beam_args=beam_args)
+    return EXIT_OK
+
+
+def _cmd_train_quality(args: argparse.Namespace, _: list[str]) -> int:
+    import itertools
+    import json
+    from pathlib import Path
+
+    from filters.quality_classifier import train_quality_classifier
+    from filters.text_sources import read_texts
+
+    def texts(paths: list[str]):
+        return itertools.chain.from_iterable(read_texts(p) for p in paths)
+
+    report = train_quality_classifier(texts(args.positive), texts(args.negative), Path(args.output),
+                                      seed=args.seed, epoch=args.epoch, dim=args.dim,
+                                      holdout_fraction=args.holdout)
+    summary = report.as_dict()
+    Path(args.output).with_suffix(".report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"model: {args.output}")
+    for key in ("precision", "recall", "auc"):
+        print(f"  held-out {key:<9} {summary[key]:.3f}")
+    print(f"  report: {Path(args.output).with_suffix('.report.json')}")
+    return EXIT_OK
+
+
+def _cmd_build_quality_set(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.quality_set import build_quality_set
+
+    counts = build_quality_set(args.references, args.input, args.output, beam_args)
+    print(f"{counts['positive']} positive and {counts['negative']} negative documents in {args.output}")
     return EXIT_OK
 
 

@@ -71,11 +71,6 @@ def _counter(name: str):
     return Metrics.counter(METRICS_NAMESPACE, name)
 
 
-def _passthrough(docs, label: str) -> dict[str, Any]:
-    empty = docs.pipeline | f"{label}NoDrops" >> beam.Create([])
-    return {KEPT: docs, DROPPED: empty}
-
-
 class _KeepOnePerDigest(beam.DoFn):
     """Keeps the keep-rule minimum of a digest group; the group is read twice, never copied."""
 
@@ -110,8 +105,6 @@ class ExactDedup(beam.PTransform):
         self._config = config
 
     def expand(self, docs):
-        if not (self._config.enabled and self._config.exact):
-            return _passthrough(docs, "Exact")
         out = (
             docs
             | "KeyByDigest" >> beam.Map(lambda d: (text_digest(d.text), d))
@@ -251,10 +244,6 @@ class MinHashDedup(beam.PTransform):
 
     def expand(self, docs):
         config = self._config
-        if not config.enabled:
-            out = _passthrough(docs, "MinHash")
-            empty = docs.pipeline | "NoClusters" >> beam.Create([])
-            return {**out, CLUSTERS: empty, BAND_KEYS: docs.pipeline | "NoBandKeys" >> beam.Create([])}
         signed = docs | "Sign" >> beam.ParDo(_Sign(config)).with_outputs("members", BAND_KEYS, main="docs")
         members = signed.members
         if self._previous is not None:

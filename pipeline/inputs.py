@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 COMMONCRAWL_BASE_URL = "https://data.commoncrawl.org/"
 _MANIFEST_SUFFIXES = (".paths", ".paths.gz")
 _HTTP = ("http://", "https://")
-_ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet.gz", ".wat.gz")
+ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet.gz", ".wat.gz")
 _GLOB_CHARS = "*?["
 
 
@@ -36,9 +36,16 @@ def is_manifest(path: str) -> bool:
 
 
 def resolve_inputs(
-    specs: Sequence[str], base_url: str = COMMONCRAWL_BASE_URL, limit: int | None = None
+    specs: Sequence[str],
+    base_url: str = COMMONCRAWL_BASE_URL,
+    limit: int | None = None,
+    suffixes: tuple[str, ...] | None = ARCHIVE_SUFFIXES,
 ) -> list[str]:
-    """Expand globs and manifests into archive paths; fail on a spec that matches nothing."""
+    """Expand globs and manifests into input paths; fail on a spec that matches nothing.
+
+    A glob keeps only files ending in one of ``suffixes`` (None keeps all): a folder of crawl
+    files also holds READMEs and checksums. A path named explicitly is always kept.
+    """
     files: set[str] = set()
     for spec in specs:
         if is_manifest(spec):
@@ -46,7 +53,7 @@ def resolve_inputs(
         elif spec.startswith(_HTTP):
             files.add(spec)
         else:
-            files.update(_match(spec))
+            files.update(_match(spec, suffixes))
     ordered = sorted(files)
     return ordered[:limit] if limit else ordered
 
@@ -84,19 +91,18 @@ def open_archive(path: str) -> BinaryIO:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def _match(pattern: str) -> list[str]:
+def _match(pattern: str, suffixes: tuple[str, ...] | None) -> list[str]:
     try:
         results = FileSystems.match([pattern])
     except Exception as exc:  # noqa: BLE001 - Beam raises BeamIOError or ValueError for unknown schemes
         raise InputError(f"{pattern}: cannot list input: {exc}") from None
     found = [m.path for r in results for m in r.metadata_list if not m.path.endswith("/")]
-    if any(c in pattern for c in _GLOB_CHARS):
-        # A glob over a folder also catches READMEs and checksums; only archives are inputs.
-        skipped = [p for p in found if not p.endswith(_ARCHIVE_SUFFIXES)]
+    if suffixes and any(c in pattern for c in _GLOB_CHARS):
+        skipped = [p for p in found if not p.endswith(suffixes)]
         if skipped:
-            log.info("%s: ignoring %d non-archive file(s): %s", pattern, len(skipped),
+            log.info("%s: ignoring %d file(s) that are not %s: %s", pattern, len(skipped), "/".join(suffixes),
                      ", ".join(p.rsplit("/", 1)[-1] for p in skipped[:5]))
-        found = [p for p in found if p.endswith(_ARCHIVE_SUFFIXES)]
+        found = [p for p in found if p.endswith(suffixes)]
     if not found:
         raise InputError(f"{pattern}: no input file matches")
     return found

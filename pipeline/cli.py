@@ -20,6 +20,10 @@ log = logging.getLogger("refinery")
 # without importing Beam. name -> ("module:function", one-line help)
 DELEGATED: dict[str, tuple[str, str]] = {
     "pretrain": ("trainer.train:main", "pretrain a decoder on a mixture of token shards"),
+    "generate": ("trainer.generate:main", "sample text from a checkpoint (KV cache, rolling buffer for windows)"),
+    "eval": ("trainer.evaluate:main", "held-out loss, perplexity and bits per byte of a checkpoint, per source"),
+    "export-hf": ("trainer.export_hf:main", "write a checkpoint as a Hugging Face Llama/Mistral model"),
+    "import-hf": ("trainer.export_hf:import_main", "turn a Hugging Face Llama/Mistral model into a checkpoint"),
 }
 
 

@@ -42,12 +42,21 @@ def count_key(warc_file: str, stage: str, reason: str) -> CountKey:
     return (warc_file, stage, reason)
 
 
+INPUT_FILE_META = "input_file"
+
+
+def input_file(doc: Any) -> str:
+    """The file of this run a document came from: its ``warc_file``, unless a reader of already
+    extracted documents recorded the input it read (``warc_file`` then keeps the provenance)."""
+    return doc.meta.get(INPUT_FILE_META) or doc.warc_file
+
+
 def dropped_count(dropped: Dropped) -> tuple[CountKey, int]:
-    return count_key(dropped.doc.warc_file, dropped.stage, dropped.reason), 1
+    return count_key(input_file(dropped.doc), dropped.stage, dropped.reason), 1
 
 
 def kept_count(doc: Any) -> tuple[CountKey, int]:
-    return count_key(doc.warc_file, OUTPUT_STAGE, KEPT_REASON), 1
+    return count_key(input_file(doc), OUTPUT_STAGE, KEPT_REASON), 1
 
 
 def count_to_json(item: tuple[CountKey, int]) -> str:
@@ -74,7 +83,7 @@ def summarize(
     by_stage: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in rows:
         entry = by_file[row["file"]]
-        if row["stage"] == READ_STAGE and row["reason"] == RECORDS:
+        if row["reason"] == RECORDS:
             entry["records"] += row["n"]
         elif row["stage"] == OUTPUT_STAGE:
             entry["kept"] += row["n"]

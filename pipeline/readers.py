@@ -25,6 +25,10 @@ from filters.config import from_dict
 from pipeline import funnel
 from pipeline.extract import STAGE as EXTRACT_STAGE
 from pipeline.extract import Extract
+from pipeline.inputs import ARCHIVE_SUFFIXES
+from pipeline.read_documents import STAGE as DOCUMENTS_STAGE
+from pipeline.read_documents import SUFFIXES as DOCUMENT_SUFFIXES
+from pipeline.read_documents import DocumentsOptions, ReadDocuments
 from pipeline.read import RECORDS_TAG, ReadWarc
 from pipeline.stage import DROPPED, KEPT
 
@@ -33,7 +37,8 @@ from pipeline.stage import DROPPED, KEPT
 class InputConfig:
     """Which reader turns the inputs into documents, and its settings."""
 
-    # warc: WARC/ARC web crawls (ReadWarc + Extract). Other formats are registered by pipeline.sources.
+    # warc: WARC/ARC web crawls (ReadWarc + Extract); documents: our Parquet or JSONL documents.
+    # The other mixture sources register their formats in pipeline.sources.
     format: str = "warc"
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -45,6 +50,8 @@ class ReaderSpec:
     stages: tuple[str, ...]
     options_type: type | None
     build: Callable[[Any, Any], beam.PTransform]  # (pipeline config, parsed options) -> PTransform
+    # File endings a glob keeps for this reader (None: every file the glob matches).
+    suffixes: tuple[str, ...] | None = None
 
 
 class WebArchives(beam.PTransform):
@@ -62,7 +69,10 @@ class WebArchives(beam.PTransform):
 
 
 READERS: dict[str, ReaderSpec] = {
-    "warc": ReaderSpec((funnel.READ_STAGE, EXTRACT_STAGE), None, lambda cfg, _options: WebArchives(cfg)),
+    "warc": ReaderSpec((funnel.READ_STAGE, EXTRACT_STAGE), None, lambda cfg, _options: WebArchives(cfg),
+                       ARCHIVE_SUFFIXES),
+    "documents": ReaderSpec((DOCUMENTS_STAGE,), DocumentsOptions,
+                            lambda cfg, options: ReadDocuments(options, cfg.source), DOCUMENT_SUFFIXES),
 }
 
 
@@ -77,14 +87,21 @@ def registered_readers() -> dict[str, ReaderSpec]:
     return readers
 
 
-def build_reader(cfg: Any, where: str = "<config>") -> tuple[beam.PTransform, tuple[str, ...]]:
-    """The reader PTransform for ``cfg.input`` and its funnel stage labels; unknown formats fail clearly."""
+def reader_spec(cfg: Any, where: str = "<config>") -> ReaderSpec:
     from filters.config import ConfigError
 
     readers = registered_readers()
     spec = readers.get(cfg.input.format)
     if spec is None:
         raise ConfigError(f"{where}: input.format '{cfg.input.format}' is not one of {sorted(readers)}")
+    return spec
+
+
+def build_reader(cfg: Any, where: str = "<config>") -> tuple[beam.PTransform, tuple[str, ...]]:
+    """The reader PTransform for ``cfg.input`` and its funnel stage labels; unknown formats fail clearly."""
+    from filters.config import ConfigError
+
+    spec = reader_spec(cfg, where)
     if spec.options_type is None:
         if cfg.input.options:
             raise ConfigError(f"{where}: input.format '{cfg.input.format}' takes no input.options")

@@ -25,7 +25,7 @@ from pipeline.config import PipelineConfig, load_config
 from pipeline.dedup import BAND_KEYS, BAND_KEYS_SCHEMA, CLUSTERS, CLUSTERS_SCHEMA
 from pipeline.inputs import COMMONCRAWL_BASE_URL, resolve_inputs
 from pipeline.output_dir import OutputDir
-from pipeline.readers import build_reader
+from pipeline.readers import build_reader, reader_spec
 from pipeline.stage import DROPPED, KEPT, Dropped
 from pipeline.stages import STAGES
 
@@ -66,7 +66,7 @@ def run(
     if out.complete and not overwrite:
         log.info("%s is already complete (has _SUCCESS); skipping. Pass --overwrite to redo it.", output)
         return RunResult(output, skipped=True)
-    files = resolve_inputs(inputs, base_url, limit)
+    files = resolve_inputs(inputs, base_url, limit, suffixes=reader_spec(cfg).suffixes)
     log.info("%d input file(s) -> %s", len(files), output)
     options = pipeline_options(beam_args)
     out.prepare({"inputs": files, "config": asdict(cfg), "beam_args": list(beam_args)}, overwrite)

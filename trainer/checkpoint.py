@@ -35,6 +35,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
@@ -179,7 +180,8 @@ def load_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Opti
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_NO_GROUP_WARNING)
             dcp.load(state, checkpoint_id=str(path))
-    except Exception as exc:  # DCP raises a CheckpointException wrapping per-rank failures
+    # DCP wraps per-rank failures in CheckpointException, which derives from BaseException.
+    except (Exception, CheckpointException) as exc:
         raise CheckpointError(f"{path}: cannot load checkpoint: {exc}") from exc
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     mine = state[key]

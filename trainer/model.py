@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -81,6 +81,21 @@ class RotaryTables(nn.Module):
         if positions.dim() == 2:
             cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, T, hd)
         return cos, sin
+
+    def at(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (B, 1, T, hd) for positions (B, T) that may lie beyond the tables.
+
+        A sliding-window model decodes past ``max_seq_len`` (its cache holds only W keys), and RoPE
+        scores depend only on the distance q - k < W, so far positions need nothing but their phases.
+        Inside the tables they are looked up, so there the phases are exactly the full forward's.
+        """
+        if int(positions.max()) < self.max_seq_len:
+            return self(positions, positions.size(-1))
+        channels = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=positions.device)  # (hd/2,)
+        inv_freq = 1.0 / (self.theta ** (channels / self.head_dim))  # (hd/2,)
+        freqs = positions.to(torch.float32)[..., None] * inv_freq  # (B, T, hd/2)
+        angles = torch.cat((freqs, freqs), dim=-1)  # (B, T, hd)
+        return angles.cos().unsqueeze(1), angles.sin().unsqueeze(1)  # (B, 1, T, hd)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -181,6 +196,26 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int | None
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, enable_gqa=True)
 
 
+class LayerCache(Protocol):
+    """One layer's slice of a decoding cache (``trainer.kv_cache``): it stores the new keys/values and
+    attends over them together with the cached ones, applying its own causal/window/padding mask."""
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
+
+
+class DecodeCache(Protocol):
+    """What ``Transformer.forward(cache=...)`` needs from a cache: positions of the new tokens, one
+    ``LayerCache`` per layer, and a call once every layer has stored its keys/values."""
+
+    def start(self, n_new: int) -> torch.Tensor:
+        """Rotary positions (B, T) of the next ``n_new`` tokens; prepares the chunk's mask."""
+        ...
+
+    def layer(self, index: int) -> LayerCache: ...
+
+    def advance(self, n_new: int) -> None: ...
+
+
 # --------------------------------------------------------------------------------------------------
 # Grouped-query attention (Ainslie et al. 2023); n_kv_heads == n_heads is ordinary multi-head attention.
 
@@ -195,13 +230,15 @@ class Attention(nn.Module):
         self.wv = nn.Linear(cfg.dim, cfg.kv_heads * cfg.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None
+    ) -> torch.Tensor:
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, KV, T, hd)
         v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, KV, T, hd)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = attend(q, k, v, self.window)  # (B, H, T, hd)
+        y = attend(q, k, v, self.window) if cache is None else cache.attend(q, k, v)  # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, dim)
         return self.wo(y)
 
@@ -233,8 +270,10 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.feed_forward = FeedForward(cfg.dim, cfg.ffn_hidden)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        h = x + self.attention(self.attention_norm(x), cos, sin)  # (B, T, dim)
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None
+    ) -> torch.Tensor:
+        h = x + self.attention(self.attention_norm(x), cos, sin, cache)  # (B, T, dim)
         return h + self.feed_forward(self.ffn_norm(h))  # (B, T, dim)
 
 
@@ -252,17 +291,32 @@ class Transformer(nn.Module):
         if self.output.weight.device.type != "meta":
             self.init_weights()
 
-    def forward(self, tokens: torch.Tensor, *, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        *,
+        positions: torch.Tensor | None = None,
+        cache: DecodeCache | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
         """Float32 logits (B, T, V) for token ids (B, T).
 
         ``positions`` ((T,) or (B, T), default 0..T-1) only sets the rotary phases; the causal and window
         masks always follow the order of tokens within the sequence.
+
+        With ``cache`` (``trainer.kv_cache.RollingKVCache``) the tokens continue the cached sequence: the
+        cache supplies positions and masks and keeps the new keys/values. ``last_only`` returns only the
+        final position's logits (B, 1, V), all decoding needs, without a (B, T, V) tensor per chunk.
         """
         if tokens.dim() != 2:
             raise ValueError(f"tokens must be (batch, seq_len), got shape {tuple(tokens.shape)}")
         T = tokens.size(1)
         if T > self.cfg.max_seq_len:
             raise ValueError(f"sequence length {T} exceeds max_seq_len {self.cfg.max_seq_len}")
+        if cache is not None:
+            if positions is not None:
+                raise ValueError("positions come from the cache; pass one or the other")
+            return self._forward_cached(tokens, cache, last_only)
         if positions is not None:
             if positions.shape[-1] != T or positions.dim() not in (1, 2):
                 raise ValueError(f"positions must be (T,) or (B, T) with T={T}, got {tuple(positions.shape)}")
@@ -275,8 +329,21 @@ class Transformer(nn.Module):
         h = self.tok_embeddings(tokens)  # (B, T, dim)
         for layer in self.layers:
             h = layer(h, cos, sin)  # (B, T, dim)
+        if last_only:
+            h = h[:, -1:]  # (B, 1, dim)
         h = self.norm(h)  # (B, T, dim)
         return self.output(h).float()  # (B, T, V)
+
+    def _forward_cached(self, tokens: torch.Tensor, cache: DecodeCache, last_only: bool) -> torch.Tensor:
+        positions = cache.start(tokens.size(1))  # (B, T)
+        cos, sin = self.rotary.at(positions)  # (B, 1, T, hd)
+        h = self.tok_embeddings(tokens)  # (B, T, dim)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, cos, sin, cache.layer(i))  # (B, T, dim)
+        cache.advance(tokens.size(1))
+        if last_only:
+            h = h[:, -1:]  # (B, 1, dim)
+        return self.output(self.norm(h)).float()  # (B, T, V)
 
     @torch.no_grad()
     def init_weights(self) -> None:

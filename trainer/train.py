@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import shutil
 import socket
 import sys
 import time
@@ -122,6 +123,7 @@ class Trainer:
             check_compatible(existing, model_config=dataclasses.asdict(self.model_cfg), world_size=self.world)
         self.out.mkdir(parents=True, exist_ok=True)
         self._log_handler = attach_log_file(self.out, self.rank)
+        self._keep_tokenizer()
 
         torch.manual_seed(cfg.seed)
         with torch.device("meta"):
@@ -129,7 +131,7 @@ class Trainer:
         self.model = parallelize(
             model, self.device, activation_checkpointing=cfg.activation_checkpointing, compile=cfg.compile
         )
-        self.optimizer = _adamw(self.model, cfg)
+        self.optimizer = build_optimizer(self.model, cfg)
         try:
             self.loader = MixtureLoader(
                 self.mixture,
@@ -337,6 +339,13 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------------
 
+    def _keep_tokenizer(self) -> None:
+        """Copy the mixture's tokenizer into the run, so generate/eval/export need nothing else."""
+        target = self.out / "tokenizer.model"
+        source = self.mixture.tokenizer_path
+        if self.rank == 0 and source.is_file() and not target.exists():
+            shutil.copyfile(source, target)
+
     def save(self) -> Path:
         self.last_checkpoint = save_checkpoint(
             self.ckpt_root,
@@ -348,6 +357,7 @@ class Trainer:
             meta={
                 "model_config": dataclasses.asdict(self.model_cfg),
                 "train_config": dataclasses.asdict(self.cfg),
+                "tokenizer": {"path": "tokenizer.model", "sha256": self.mixture.tokenizer.sha256},
             },
             keep=self.cfg.keep_checkpoints,
         )
@@ -490,7 +500,7 @@ def _model_config(path: Path, mixture: Mixture, cfg: TrainConfig) -> ModelConfig
     return model_cfg
 
 
-def _adamw(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """Weight decay on every matrix (linear weights and the embedding), none on norm gains: decaying
     a gain pulls it toward zero, which only rescales activations (nanoGPT and torchtitan do the same;
     LLaMA-1 states decay 0.1 without the split)."""

@@ -19,6 +19,10 @@ log = logging.getLogger("refinery")
 # Subcommands whose module owns its own argument parser (and --help); the trainer's commands run
 # without importing Beam. name -> ("module:function", one-line help)
 DELEGATED: dict[str, tuple[str, str]] = {
+    "train-tokenizer": ("pipeline.tokenizer_training:main", "train a LLaMA-style sentencepiece BPE on documents"),
+    "mix": ("pipeline.mix:main", "build mixture.json from per-source shards and a recipe (LLaMA-1 by default)"),
+    "report": ("pipeline.report:main", "write report.html and report.json for one or more runs"),
+    "verify": ("pipeline.verify:main", "check token shards against their manifests"),
     "pretrain": ("trainer.train:main", "pretrain a decoder on a mixture of token shards"),
     "generate": ("trainer.generate:main", "sample text from a checkpoint (KV cache, rolling buffer for windows)"),
     "eval": ("trainer.evaluate:main", "held-out loss, perplexity and bits per byte of a checkpoint, per source"),

@@ -26,6 +26,7 @@ from pipeline.line_dedup import LineDedupConfig
 from pipeline.read import ReadConfig
 from pipeline.readers import InputConfig
 from pipeline.stages import STAGES
+from pipeline.tokenize import TokenizeConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "commoncrawl.yaml"
 
@@ -67,6 +68,8 @@ class PipelineConfig:
     # No default model: `refinery train-quality` makes one; the stage needs its model_path.
     quality_classifier: QualityClassifier | None = None
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    # Token shards of the kept documents, when a tokenizer is named (`refinery train-tokenizer`).
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:

@@ -83,12 +83,34 @@ def read_manifest(path: str, base_url: str = COMMONCRAWL_BASE_URL) -> list[str]:
     return entries
 
 
-def open_archive(path: str) -> BinaryIO:
-    """A binary stream over ``path``; HTTP(S) is streamed, everything else goes through Beam."""
+def open_archive(path: str, start: int = 0) -> BinaryIO:
+    """A binary stream over ``path`` from byte ``start``; HTTP(S) is streamed with a Range request,
+    everything else goes through Beam's FileSystems."""
     if path.startswith(_HTTP):
-        response = urllib.request.urlopen(path, timeout=120)  # noqa: S310 - the scheme is checked above
+        request = urllib.request.Request(path, headers={"Range": f"bytes={start}-"} if start else {})
+        response = urllib.request.urlopen(request, timeout=120)  # noqa: S310 - the scheme is checked above
+        if start and response.status != 206:
+            response.close()
+            raise OSError(f"{path}: the server ignored a Range request, so the file cannot be read in parts")
         return io.BufferedReader(response, 1 << 20)
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    stream = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    if start:
+        stream.seek(start)
+    return stream
+
+
+def file_size(path: str) -> int | None:
+    """Size in bytes, or None when it cannot be known cheaply (then the file is read in one piece)."""
+    try:
+        if path.startswith(_HTTP):
+            request = urllib.request.Request(path, method="HEAD")
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                length = response.headers.get("Content-Length")
+                accepts = response.headers.get("Accept-Ranges", "") == "bytes"
+                return int(length) if length and accepts else None
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _match(pattern: str, suffixes: tuple[str, ...] | None) -> list[str]:

@@ -26,8 +26,10 @@ from pipeline.dedup import BAND_KEYS, BAND_KEYS_SCHEMA, CLUSTERS, CLUSTERS_SCHEM
 from pipeline.inputs import COMMONCRAWL_BASE_URL, resolve_inputs
 from pipeline.output_dir import OutputDir
 from pipeline.readers import build_reader, reader_spec
+from pipeline.sinks import WriteJsonLines, WriteParquet
 from pipeline.stage import DROPPED, KEPT, Dropped
 from pipeline.stages import STAGES
+from pipeline.tokenize import Tokenize, finalize_shards
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ DOCUMENTS_DIR = "documents"
 REJECTS_DIR = "rejects"
 CLUSTERS_DIR = "clusters"
 BAND_KEYS_DIR = "band_keys"
+SHARDS_DIR = "shards"
 FUNNEL_DIR = "_funnel"
 REJECTS_SCHEMA = ARROW_SCHEMA.append(pa.field("stage", pa.string())).append(pa.field("reason", pa.string()))
 
@@ -81,6 +84,11 @@ def run(
     )
     stats["run"] = {"inputs": len(files), "seconds": round(elapsed, 1),
                     "runner": options.view_as(StandardOptions).runner, "source": cfg.source}
+    if cfg.tokenize.enabled:
+        shards = finalize_shards(out.path(SHARDS_DIR), cfg.tokenize, cfg.source)
+        stats["shards"] = {"manifest": str(shards.manifest.path), "tokens": shards.manifest.tokens,
+                           "documents": shards.manifest.documents, "files": len(shards.manifest.shards),
+                           "empty_skipped": shards.empty_skipped}
     _check(stats, cfg, out, files)
     out.finish(stats)
     log.info("done in %.1f s: %d records -> %d documents; stats in %s",
@@ -120,7 +128,7 @@ def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineC
     _ = (
         docs
         | "DocumentRows" >> beam.Map(Document.to_row)
-        | "WriteDocuments" >> beam.io.WriteToParquet(
+        | "WriteDocuments" >> WriteParquet(
             out.path(DOCUMENTS_DIR, "part"), ARROW_SCHEMA, file_name_suffix=".parquet",
             num_shards=cfg.output.num_shards,
         )
@@ -129,7 +137,7 @@ def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineC
     # (so that the next dump can be deduplicated against this one).
     for tag, directory, schema in ((CLUSTERS, CLUSTERS_DIR, CLUSTERS_SCHEMA), (BAND_KEYS, BAND_KEYS_DIR, BAND_KEYS_SCHEMA)):
         if tag in extra_outputs:
-            _ = extra_outputs[tag] | f"Write{tag.title().replace('_', '')}" >> beam.io.WriteToParquet(
+            _ = extra_outputs[tag] | f"Write{tag.title().replace('_', '')}" >> WriteParquet(
                 out.path(directory, "part"), schema, file_name_suffix=".parquet", num_shards=cfg.output.num_shards,
             )
     all_dropped = dropped | "AllDropped" >> beam.Flatten()
@@ -137,7 +145,7 @@ def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineC
         _ = (
             all_dropped
             | "RejectRows" >> beam.Map(_reject_row)
-            | "WriteRejects" >> beam.io.WriteToParquet(
+            | "WriteRejects" >> WriteParquet(
                 out.path(REJECTS_DIR, "part"), REJECTS_SCHEMA, file_name_suffix=".parquet",
                 num_shards=cfg.output.num_shards,
             )
@@ -151,13 +159,15 @@ def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineC
         counts
         | "SumCounts" >> funnel.SumCounts()
         | "CountsJson" >> beam.Map(funnel.count_to_json)
-        | "WriteCounts" >> beam.io.WriteToText(out.path(FUNNEL_DIR, "counts"), file_name_suffix=".jsonl")
+        | "WriteCounts" >> WriteJsonLines(out.path(FUNNEL_DIR, "counts"), file_name_suffix=".jsonl")
     )
+    if cfg.tokenize.enabled:
+        _ = docs | "Tokenize" >> Tokenize(cfg.tokenize, out.path(SHARDS_DIR), cfg.source)
     errors = read[funnel.ERRORS] if funnel.ERRORS in read else p | "NoErrors" >> beam.Create([])
     _ = (
         errors
         | "ErrorsJson" >> beam.Map(funnel.error_to_json)
-        | "WriteErrors" >> beam.io.WriteToText(out.path(FUNNEL_DIR, "errors"), file_name_suffix=".jsonl")
+        | "WriteErrors" >> WriteJsonLines(out.path(FUNNEL_DIR, "errors"), file_name_suffix=".jsonl")
     )
     return stage_order
 

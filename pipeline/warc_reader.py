@@ -109,17 +109,36 @@ def iter_records(open_file: Opener, warc_file: str, max_payload_bytes: int) -> I
                 yield record
 
 
-def _iter_warc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) -> Iterator[RawRecord]:
+def read_warc_members(
+    stream: BinaryIO, warc_file: str, max_payload_bytes: int, base_offset: int = 0
+) -> Iterator[RawRecord]:
+    """Gzip-per-record WARC records from ``stream``, which starts at a member boundary.
+
+    ``base_offset`` is where the stream starts in the file, so offsets stay absolute when a
+    reader starts mid-file (see warc_split). A record warcio cannot parse ends the file's reading.
+    """
+    try:
+        yield from _iter_warc(stream, warc_file, max_payload_bytes, base_offset)
+    except ArchiveLoadFailed as exc:
+        raise CorruptArchive(warc_file, base_offset + _safe_tell(stream), " ".join(str(exc).split())) from None
+
+
+def _iter_warc(stream: BinaryIO, warc_file: str, max_payload_bytes: int, base_offset: int = 0) -> Iterator[RawRecord]:
     iterator = ArchiveIterator(stream, arc2warc=True, no_record_parse=True)
+    shift: int | None = None
     try:
         for record in iterator:
             payload = _payload(record, max_payload_bytes)
             if not payload.oversized and payload.block_bytes + _drain_all(record.raw_stream) < (record.length or 0):
                 raise EOFError(f"record truncated: fewer than its Content-Length of {record.length} bytes")
-            # get_record_offset() reads the record to its end, so the payload must come first.
-            yield _to_raw(record, warc_file, iterator.get_record_offset(), payload)
+            # get_record_offset() reads the record to its end, so the payload must come first. It
+            # is absolute on a seekable file and relative to the start on a stream (HTTP ranges).
+            offset = iterator.get_record_offset()
+            if shift is None:
+                shift = 0 if offset == base_offset else base_offset
+            yield _to_raw(record, warc_file, shift + offset, payload)
     except (EOFError, OSError, ValueError, gzip.BadGzipFile) as exc:
-        raise CorruptArchive(warc_file, _safe_tell(stream), f"{type(exc).__name__}: {exc}") from None
+        raise CorruptArchive(warc_file, base_offset + _safe_tell(stream), f"{type(exc).__name__}: {exc}") from None
 
 
 def _iter_framed_warc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) -> Iterator[RawRecord]:

@@ -1,0 +1,143 @@
+"""refinery report on real runs: the full pipeline over shared WARCs (with rejects, dedup clusters and
+shards from our Tokenize stage), a bare run without those parts, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from PIL import Image
+
+from filters.document import Document
+from pipeline.config import load_config
+from pipeline.mix import mix
+from pipeline.report import main, report
+from pipeline.run import run
+from pipeline.run_stats import load_run
+from pipeline.tokenize import Tokenize, TokenizeConfig, finalize_shards
+from pipeline.tokenizer_training import train_tokenizer
+from tests.conftest import WARC_DIR
+from tests.trainer.conftest import WIKITEXT, wiki_articles
+
+pytestmark = pytest.mark.integration
+
+# The Wayback topic crawl holds near-duplicate pages (MinHashDedup drops 4), the others add other
+# languages, low-quality CommonCrawl pages and an exact duplicate (Mona Lisa twice).
+WARCS = ["copycat_wayback-topic-02.warc.gz", "ukwa_wikipedia-mona-lisa.warc.gz",
+         "resiliparse_CC-MAIN-2020-34_sample.warc.gz", "whirlwind_CC-MAIN-2024-22.warc.gz"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def tokenize_into(docs: beam.PTransform, out: Path, tokenizer: Path, source: str) -> None:
+    config = TokenizeConfig(tokenizer=str(tokenizer), target_shard_tokens=5_000)
+    with beam.Pipeline(runner="DirectRunner") as p:
+        _ = p | docs | Tokenize(config, str(out), source)
+    finalize_shards(out, config, source)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("report")
+    full = root / "full"
+    run([str(WARC_DIR / name) for name in WARCS], str(full), config=load_config(None, {"output.rejects": True}))
+    tok = train_tokenizer([str(full), str(WIKITEXT)], root / "tok", vocab_size=1000, holdout_fraction=0.0).model
+    read = beam.io.ReadFromParquet(str(full / "documents" / "*.parquet")) | beam.Map(Document.from_row)
+    tokenize_into(read, full / "shards", Path(tok), "commoncrawl")
+    wiki = [Document(id=f"w{i}", text=t, source="wikipedia") for i, t in enumerate(wiki_articles()[:10])]
+    tokenize_into(beam.Create(wiki), root / "wiki" / "shards", Path(tok), "wikipedia")
+    recipe = root / "recipe.yaml"
+    recipe.write_text("token_budget: 1000000\nmax_epochs: 4\nweights: {commoncrawl: 0.7, wikipedia: 0.3}\n")
+    mix(recipe, {"commoncrawl": full, "wikipedia": root / "wiki"}, root / "mixture", model_params=1e6)
+    bare = root / "bare"
+    cfg = load_config(None, {"stages": ["url_blocklist", "langid"], "output.rejects": False})
+    run([str(WARC_DIR / "copycat_clueweb09-sample.warc.gz")], str(bare), config=cfg)
+    return {"full": full, "bare": bare, "mixture": root / "mixture" / "mixture.json", "root": root}
+
+
+def test_report_json_has_every_part_with_consistent_tokens(runs: dict[str, Path]) -> None:
+    page = report([runs["full"]], runs["root"] / "out", runs["mixture"])
+    data = json.loads(page.with_name("report.json").read_text())
+    section = data["runs"][0]
+    funnel = section["funnel"]
+    stats = load_run(runs["full"])
+    assert [s["stage"] for s in funnel] == list(stats.funnel["stage"])
+    assert funnel[-1]["tokens_out"] == stats.tokens == section["shards"][0]["tokens"]
+    for before, after in zip(funnel, funnel[1:]):
+        assert before["tokens_out"] == after["tokens_in"]
+        assert after["tokens_in"] - after["tokens_dropped"] == after["tokens_out"]
+    assert section["tokens_per_reason"] and funnel[0]["tokens_in"] > funnel[-1]["tokens_out"]
+    assert section["languages"]["en"] == stats.totals["kept"]
+    assert sum(section["scores"]["lang_score"]["series"]["kept"]) == stats.totals["kept"]
+    dedup = section["dedup"]
+    assert dedup["minhash_in"] == funnel[-1]["in"] and dedup["removed"] == funnel[-1]["dropped"] > 0
+    assert sum(int(size) * n for size, n in dedup["size_distribution"].items()) == dedup["documents_in_clusters"]
+    rejected = section["samples"]["rejected"]
+    assert rejected and all(len(docs) <= 2 for docs in rejected.values())
+    mixture = data["mixture"]
+    assert {s["name"] for s in mixture["sources"]} == {"commoncrawl", "wikipedia"}
+    assert mixture["scaling"]["chinchilla_tokens"] == 20e6
+
+
+def test_sample_texts_are_escaped(runs: dict[str, Path]) -> None:
+    page = report([runs["full"]], runs["root"] / "escaped")
+    text = page.read_text()
+    data = json.loads(page.with_name("report.json").read_text())
+    samples = data["runs"][0]["samples"]
+    docs = samples["kept"] + [d for docs in samples["rejected"].values() for d in docs]
+    assert any(set(d["text"]) & set("<>&\"'") for d in docs)  # real pages do carry markup characters
+    for doc in docs:
+        assert html.escape(doc["text"]) in text
+    assert "<script" not in text.lower()
+
+
+def test_a_run_without_rejects_clusters_or_shards_still_reports(runs: dict[str, Path]) -> None:
+    page = report([runs["bare"]], runs["root"] / "bare-out")
+    data = json.loads(page.with_name("report.json").read_text())
+    section = data["runs"][0]
+    assert section["dedup"] is None and section["shards"] == [] and not section["tokens_per_reason"]
+    assert section["funnel"][-1]["tokens_out"] is None
+    assert section["samples"]["rejected"] == {} and section["samples"]["kept"]
+    text = page.read_text()
+    assert "No clusters/" in text and "Not tokenized" in text and "wrote no rejects/" in text
+    assert 'id="plot-funnel-0"' in text and "No mixture given" in text
+
+
+def test_cli_usage_errors(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    assert main([str(tmp_path / "absent")]) == 2
+    assert "absent" in capsys.readouterr().err
+    assert main([str(runs["bare"]), "--out", str(tmp_path / "o"), "--mixture", str(tmp_path / "none.json")]) == 2
+    assert main([str(runs["bare"]), "--out", str(tmp_path / "o")]) == 0
+
+
+def test_page_renders_in_headless_chromium(runs: dict[str, Path]) -> None:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; CI must render the report (apt-get install chromium)")
+        pytest.skip("chromium not installed: apt-get install -y chromium to run the rendering test")
+    out = runs["root"] / "rendered"
+    page = report([runs["full"], runs["bare"]], out, runs["mixture"])
+    shot = out / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([CHROMIUM, *flags, f"--user-data-dir={profile}", f"--screenshot={shot}",
+                        "--window-size=1200,2400", page.as_uri()], check=True, capture_output=True, timeout=120)
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run([CHROMIUM, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                             check=True, capture_output=True, text=True, timeout=120).stdout
+    for element in ("mixture-table", "plot-mixture", "scaling-table", "funnel-table-0", "plot-funnel-0",
+                    "reasons-table-0", "plot-languages-0", "plot-lang-score-0", "plot-dedup-0", "shards-table-0",
+                    "samples-0", "funnel-table-1", "plot-funnel-1"):
+        assert f'id="{element}"' in dom, element
+    assert dom.count("<svg") >= 8 and dom.count("<rect") > 50
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1200, 2400)
+    colors = image.resize((300, 600)).getcolors(maxcolors=1 << 16)
+    assert colors is not None and len(colors) > 20  # text, bars and tables, not a blank page

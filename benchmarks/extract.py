@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from urllib.parse import quote
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def real_pages() -> list[tuple[str, bytes]]:
         for member in tar:
             if member.isfile():
                 data = tar.extractfile(member).read()  # type: ignore[union-attr]
-                unpacked.append((f"https://{Path(member.name).stem}/", data))
+                unpacked.append((f"https://trafilatura-eval.example/{quote(Path(member.name).stem)}", data))
     return pages + sorted(unpacked)
 
 
@@ -71,7 +72,7 @@ def build_warc(path: Path, size_mb: float) -> tuple[int, int]:
     return count, path.stat().st_size
 
 
-def run_beam(warc: str, workers: int) -> dict:
+def run_beam(warc: str, workers: int, split_mb: float) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -85,7 +86,7 @@ def run_beam(warc: str, workers: int) -> dict:
         args.append("--direct_running_mode=multi_processing")
     started = time.perf_counter()
     with beam.Pipeline(options=PipelineOptions(args)) as p:
-        read = p | beam.Create([warc]) | ReadWarc(ReadConfig())
+        read = p | beam.Create([warc]) | ReadWarc(ReadConfig(split_bytes=int(split_mb * 1e6)))
         extracted = read[RECORDS_TAG] | Extract(ExtractOptions())
         _ = extracted[KEPT] | beam.combiners.Count.Globally() | beam.Map(lambda n: print(f"KEPT {n}", flush=True))
     return {"seconds": time.perf_counter() - started}
@@ -104,17 +105,18 @@ def run_baseline(warc: str) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def measure(mode: str, warc: str, workers: int) -> dict:
+def measure(mode: str, warc: str, workers: int, split_mb: float) -> dict:
     """Run one configuration in a fresh process; wall time and the peak RSS of it and its children."""
-    cmd = [sys.executable, __file__, "--child", mode, "--warc", warc, "--workers", str(workers)]
+    cmd = [sys.executable, __file__, "--child", mode, "--warc", warc, "--workers", str(workers),
+           "--split-mb", str(split_mb)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["peak_rss_mb"] = max(result["self_rss_mb"], result["children_rss_mb"])
     return result
 
 
-def child(mode: str, warc: str, workers: int) -> None:
-    result = run_beam(warc, workers) if mode == "beam" else run_baseline(warc)
+def child(mode: str, warc: str, workers: int, split_mb: float) -> None:
+    result = run_beam(warc, workers, split_mb) if mode == "beam" else run_baseline(warc)
     result["self_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["children_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(result))
@@ -125,11 +127,13 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=50.0, help="size of the generated WARC (default 50)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="DirectRunner worker counts")
     parser.add_argument("--workdir", default="/tmp/refinery-bench", help="where the WARC is built")
+    parser.add_argument("--split-mb", type=float, default=8.0,
+                        help="byte-range size the reader splits the WARC into (read.split_bytes; default 8 MB)")
     parser.add_argument("--child", choices=["beam", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--warc", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.warc, args.workers[0])
+        child(args.child, args.warc, args.workers[0], args.split_mb)
         return
 
     work = Path(args.workdir)
@@ -149,9 +153,9 @@ def main() -> None:
           f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}\n")
 
-    rows = [("plain loop (baseline)", 1, measure("baseline", str(warc), 1))]
+    rows = [("plain loop (baseline)", 1, measure("baseline", str(warc), 1, args.split_mb))]
     for workers in args.workers:
-        rows.append((f"Beam DirectRunner x{workers}", workers, measure("beam", str(warc), workers)))
+        rows.append((f"Beam DirectRunner x{workers}", workers, measure("beam", str(warc), workers, args.split_mb)))
     header = f"{'configuration':<26}{'workers':>8}{'wall s':>9}{'docs/s':>9}{'docs/s/core':>13}{'MB/s':>8}{'peak RSS MB':>13}"
     print(header)
     print("-" * len(header))

@@ -66,21 +66,114 @@ def _write_exchange(writer: WARCWriter, url: str, content_type: str, body: bytes
     return 2
 
 
+REPO = Path(__file__).resolve().parent.parent
+DEMO_VOCAB = 1000  # the demo's corpus is small: a 32k vocabulary needs far more text than it has
+DEMO_STEPS = 30
+
+
 def run_demo(output: str | Path, beam_args: Sequence[str] = ()) -> dict:
-    """Generate the sample crawl under ``output`` and run the pipeline on it; returns stats."""
+    """Every stage, end to end, on generated data; returns a summary of where things went."""
+    from filters.quality_classifier import train_quality_classifier
+    from filters.text_sources import read_texts
+    from pipeline.config import load_config
+    from pipeline.demo_sources import write_source_samples
+    from pipeline.mix import mix
+    from pipeline.quality_set import build_quality_set
+    from pipeline.report import report
     from pipeline.run import run
+    from pipeline.tokenizer_training import train_tokenizer
+    from trainer.evaluate import evaluate, format_table
+    from trainer.generate import generate
+    from trainer.load import load_trained
+    from trainer.train import pretrain
 
     root = Path(output)
+    runs, models = root / "runs", root / "models"
+    models.mkdir(parents=True, exist_ok=True)
+
+    _step("1/9 a sample crawl, and samples of the other LLaMA sources in their own formats")
+    pages = demo_pages()
     warc = root / "input" / "demo-crawl.warc.gz"
-    records = write_demo_warc(warc, demo_pages())
-    print(f"wrote a sample crawl of {records} records to {warc}")
-    result = run([str(warc)], str(root / "curated"), beam_args=beam_args, overwrite=True)
-    stats = result.stats
+    records = write_demo_warc(warc, pages)
+    samples = write_source_samples(root / "input" / "sources")
+    print(f"  {records} WARC records in {warc}\n  {', '.join(sorted(samples))} in {root / 'input' / 'sources'}")
+
+    _step("2/9 curate the crawl: extract, language ID, repetition, line dedup, quality rules, dedup")
+    curated = {"commoncrawl": run([str(warc)], str(runs / "commoncrawl-curated"), beam_args=beam_args,
+                                  overwrite=True).stats}
+    _print_funnel(curated["commoncrawl"])
+
+    _step("3/9 curate the other sources, each cleaned its own way")
+    for name, sample in sorted(samples.items()):
+        stats = run(sample.inputs, str(runs / f"{name}-curated"), config=sample.config, beam_args=beam_args,
+                    overwrite=True).stats
+        curated[name] = stats
+        print(f"  {name:<14} {stats['totals']['records']:>4} records -> {stats['totals']['kept']:>3} documents")
+
+    _step("4/9 the quality classifier, the LLaMA way: reference pages vs random pages")
+    references = root / "input" / "references.txt"
+    references.write_text("".join(f"{p.url}\n" for p in pages if "journal" in p.url and int(p.url[-3:]) % 2 == 0))
+    counts = build_quality_set(str(references), [str(runs / "commoncrawl-curated")], str(root / "quality-set"),
+                               beam_args)
+    quality_model = models / "quality.bin"
+    quality_set = root / "quality-set"
+    quality = train_quality_classifier(
+        (t for f in sorted(quality_set.glob("positive*.jsonl")) for t in read_texts(f)),
+        (t for f in sorted(quality_set.glob("negative*.jsonl")) for t in read_texts(f)),
+        quality_model, dim=16, epoch=20, holdout_fraction=0.2)
+    print(f"  {counts['positive']} reference and {counts['negative']} random pages; held-out AUC {quality.auc:.2f}")
+
+    _step("5/9 the tokenizer: sentencepiece BPE with LLaMA's settings, on every source")
+    tok = train_tokenizer([str(runs / f"{name}-curated") for name in sorted(curated)], models / "tokenizer",
+                          vocab_size=DEMO_VOCAB)
+    print(f"  {tok.vocab_size} tokens, {tok.bytes_per_token:.2f} bytes/token on held-out text -> {tok.model}")
+
+    _step("6/9 token shards per source (the crawl is scored by the classifier on the way)")
+    shard_runs = {}
+    for name in sorted(curated):
+        overrides: dict = {"source": curated[name]["run"]["source"], "input": {"format": "documents"}, "stages": [],
+                           "tokenize": {"tokenizer": tok.model, "target_shard_tokens": 20000}}
+        if name == "commoncrawl":
+            overrides["stages"] = ["quality_classifier"]
+            overrides["quality_classifier"] = {"model_path": str(quality_model), "min_score": 0.1}
+        cfg = load_config(REPO / "configs" / "commoncrawl.yaml", overrides)
+        shard_runs[name] = runs / name
+        stats = run([str(runs / f"{name}-curated" / "documents")], str(shard_runs[name]), config=cfg,
+                    beam_args=beam_args, overwrite=True).stats
+        print(f"  {name:<14} {stats['totals']['kept']:>3} documents, {stats['shards']['tokens']:>7} tokens")
+
+    _step("7/9 the mixture (LLaMA-1 recipe) and the report")
+    mixture = mix(REPO / "configs" / "mixture" / "llama1.yaml",
+                  {curated[name]["run"]["source"]: path for name, path in shard_runs.items()},
+                  root / "mixture", token_budget=DEMO_STEPS * 1024)
+    run_dirs = [runs / f"{name}-curated" for name in sorted(curated)] + [shard_runs[n] for n in sorted(shard_runs)]
+    html = report(run_dirs, root / "report", mixture=mixture.path)
+    print(f"  mixture {mixture.path} ({len(mixture.warnings)} note(s) on repeated sources)\n  report  {html}")
+
+    _step(f"8/9 pretrain the tiny LLaMA/Mistral-style model for {DEMO_STEPS} steps")
+    trained = pretrain(REPO / "configs" / "model" / "tiny.yaml", mixture.path, root / "pretrain", steps=DEMO_STEPS,
+                       train_config=REPO / "configs" / "train" / "tiny.yaml")
+    losses = [r.loss for r in trained.history]
+    print(f"  loss {losses[0]:.2f} -> {losses[-1]:.2f}; checkpoints in {root / 'pretrain'}")
+
+    _step("9/9 evaluate and sample the checkpoint")
+    print(format_table(evaluate(root / "pretrain", mixture.path, max_windows=32)))
+    loaded = load_trained(root / "pretrain")
+    prompt = loaded.tokenizer.encode("The hive near the meadow")
+    sample = generate(loaded.model, [prompt], max_new_tokens=24, temperature=0.8, top_p=0.95, seed=0)[0]
+    print(f"  sample: {loaded.tokenizer.decode(prompt + sample)!r}")
+    print(f"\neverything is under {root}/; open {html} in a browser")
+    return {"curated": curated, "mixture": str(mixture.path), "report": str(html), "pretrain": str(root / "pretrain"),
+            "losses": losses}
+
+
+def _step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def _print_funnel(stats: dict) -> None:
     totals = stats["totals"]
-    print(f"\npipeline: {totals['records']} records -> {totals['kept']} documents")
+    print(f"  {totals['records']} records -> {totals['kept']} documents")
     for stage in stats["funnel"]:
         reasons = ", ".join(f"{r} {n}" for r, n in stage["reasons"].items())
-        print(f"  {stage['stage']:<14} in {stage['in']:>5}  out {stage['out']:>5}  {reasons}")
-    print(f"\noutputs:\n  documents  {root / 'curated' / 'documents'}/*.parquet\n"
-          f"  rejects    {root / 'curated' / 'rejects'}/*.parquet\n  stats      {root / 'curated' / 'stats.json'}")
-    return stats
+        print(f"  {stage['stage']:<16} in {stage['in']:>5}  out {stage['out']:>5}  {reasons}")

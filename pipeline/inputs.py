@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import os
 import urllib.request
 from collections.abc import Sequence
 from typing import BinaryIO
@@ -44,7 +45,9 @@ def resolve_inputs(
     """Expand globs and manifests into input paths; fail on a spec that matches nothing.
 
     A glob keeps only files ending in one of ``suffixes`` (None keeps all): a folder of crawl
-    files also holds READMEs and checksums. A path named explicitly is always kept.
+    files also holds READMEs and checksums. A path named explicitly is always kept. A local
+    directory stands for the matching files in it, unless ``suffixes`` is None: readers that
+    take a directory as one input (a source tree) get the directory itself.
     """
     files: set[str] = set()
     for spec in specs:
@@ -52,6 +55,8 @@ def resolve_inputs(
             files.update(read_manifest(spec, base_url))
         elif spec.startswith(_HTTP):
             files.add(spec)
+        elif suffixes and os.path.isdir(spec):
+            files.update(_match(os.path.join(spec, "*"), suffixes))
         else:
             files.update(_match(spec, suffixes))
     ordered = sorted(files)

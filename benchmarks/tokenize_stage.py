@@ -13,26 +13,19 @@ the overhead reported is everything the stage adds to encoding. Target: within 1
 Per core means per CPU-second of the process (all its threads): on a shared machine wall time
 also measures the neighbours, so the verdict uses CPU time; wall time is printed beside it.
 
-    .venv/bin/python benchmarks/tokenize.py                # 40 MB
-    .venv/bin/python benchmarks/tokenize.py --size-mb 10
+    .venv/bin/python benchmarks/tokenize_stage.py                # 40 MB
+    .venv/bin/python benchmarks/tokenize_stage.py --size-mb 10
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import platform
+import re
 import sys
-
-# This file is named tokenize.py and Python puts its directory first on sys.path, where it would
-# shadow the standard library's tokenize (which logging and linecache import): drop that entry.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import re  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import time
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "quality" / "positive"

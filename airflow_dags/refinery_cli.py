@@ -1,0 +1,115 @@
+"""How the DAGs reach the pipeline: the ``refinery`` executable of the pipeline's own venv.
+
+Airflow and Beam pin different versions of the same libraries, so they live in separate venvs
+and the DAG never imports the pipeline; it runs the CLI with an argument list (never a shell
+string) built from validated params. This module has no Airflow imports, so it stays cheap to
+import at DAG-parse time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import re
+import subprocess
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+ENV_VAR = "REFINERY_EXECUTABLE"
+DEFAULT_EXECUTABLE = REPO / ".venv" / "bin" / "refinery"
+COMMONCRAWL_BASE_URL = "https://data.commoncrawl.org/"
+
+
+class SubcommandMissing(RuntimeError):
+    """The installed refinery has no such subcommand (yet); the task should skip, not fail."""
+
+
+def resolve_executable(explicit: str | None = None, variable: str | None = None) -> str:
+    """The param wins, then the Airflow Variable, then $REFINERY_EXECUTABLE, then the repo's .venv."""
+    for candidate in (explicit, variable, os.environ.get(ENV_VAR)):
+        if candidate:
+            return candidate
+    return str(DEFAULT_EXECUTABLE)
+
+
+def subcommands(executable: str) -> set[str]:
+    """The subcommands ``refinery --help`` lists: argparse indents them by four spaces, options by two."""
+    result = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=120, check=False)
+    return set(re.findall(r"(?m)^    ([a-z][a-z0-9-]*)(?=\s|$)", result.stdout))
+
+
+def run_cli(executable: str, args: Sequence[str], *, require: str | None = None) -> str:
+    """Run ``refinery ARGS`` and stream its output into the task log; raise on a non-zero exit."""
+    if require and require not in subcommands(executable):
+        raise SubcommandMissing(f"`refinery {require}` does not exist in {executable} yet")
+    command = [executable, *args]
+    log.info("running: %s", " ".join(command))
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        log.info("refinery: %s", line.rstrip())
+    code = proc.wait()
+    if code != 0:
+        raise RuntimeError(f"refinery {args[0]} exited {code}: {''.join(lines[-5:]).strip()}")
+    return "".join(lines)
+
+
+def manifest_location(dump_id: str, manifest: str, base_url: str) -> str:
+    """An explicit manifest wins; otherwise the dump's own warc.paths.gz under ``base_url``."""
+    if manifest:
+        return manifest
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    return f"{base}crawl-data/{dump_id}/warc.paths.gz"
+
+
+def read_manifest(location: str) -> list[str]:
+    """The entries of a warc.paths[.gz] manifest at a local path, file:// or http(s):// URL."""
+    if location.startswith(("http://", "https://")):
+        with urllib.request.urlopen(location, timeout=120) as response:  # noqa: S310 - scheme checked
+            data = response.read()
+    else:
+        data = Path(location.removeprefix("file://")).read_bytes()
+    if location.endswith(".gz"):
+        data = gzip.decompress(data)
+    return [line.strip() for line in data.decode("utf-8").splitlines() if line.strip() and not line.startswith("#")]
+
+
+def absolute(entry: str, base_url: str) -> str:
+    """A manifest entry as the pipeline reads it: relative entries are joined to the base URL."""
+    if "://" in entry or entry.startswith("/"):
+        return entry
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    return base + entry
+
+
+def sample(entries: Sequence[str], num_files: int, how: str) -> list[str]:
+    """``num_files`` of the dump (0 = all): the first ones, or evenly spread over the listing.
+
+    Spread is deterministic, so a re-run picks the same files and finds its batches complete.
+    """
+    if not num_files or num_files >= len(entries):
+        return list(entries)
+    if how == "first":
+        return list(entries[:num_files])
+    step = len(entries) / num_files
+    return [entries[int(i * step)] for i in range(num_files)]
+
+
+def batches(entries: Sequence[str], batch_size: int) -> list[list[str]]:
+    return [list(entries[i:i + batch_size]) for i in range(0, len(entries), batch_size)]
+
+
+def is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def local_success(output: str) -> bool:
+    """A local output carrying _SUCCESS is complete; remote ones are left to `refinery run` to judge."""
+    return is_local(output) and (Path(output.removeprefix("file://")) / "_SUCCESS").exists()

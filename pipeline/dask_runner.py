@@ -1,0 +1,216 @@
+"""Beam's DaskRunner with the three fixes our graph needs; use ``--runner pipeline.dask_runner.DaskRunner``.
+
+Beam 2.77's DaskRunner translates each primitive transform into a ``dask.bag`` operation, but:
+
+1. it keys a transform's bag by the transform, not by the output PCollection, so every consumer
+   of a multi-output ParDo (``with_outputs``: our kept/dropped split in every stage) receives the
+   elements of *all* its outputs;
+2. it computes only the last bag it visited, so every other leaf branch of the graph (all sinks
+   but one) silently never runs;
+3. it collects a bundle's outputs before ``finish_bundle`` is called, so outputs emitted there
+   are lost (that is why Beam's own file sinks write empty files on Dask);
+4. (once the graph is built before the client, as here) a GroupByKey would pick dask's "disk"
+   shuffle, which is only correct inside one process; we always build it with the task shuffle.
+
+This module keeps Beam's translations for Create, GroupByKey and Flatten and replaces the
+ParDo translation and the graph walk: ParDo bags hold ``(tag, value)`` pairs that each consumer
+filters by its PCollection's tag, side inputs are materialized once and handed to the bundles,
+and every leaf is computed. It is runner plumbing, not a scheduler: Dask still schedules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing as t
+
+import dask.bag as db
+from apache_beam import DoFn, ParDo, pvalue
+from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
+from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, Receiver, _OutputHandler
+from apache_beam.runners.dask import dask_runner as beam_dask
+from apache_beam.runners.dask.overrides import dask_overrides
+from apache_beam.runners.dask.transform_evaluator import TRANSLATIONS, DaskBagOp, Flatten, NoOp, get_windowed_value
+from apache_beam.transforms.sideinputs import SideInputMap
+from apache_beam.utils.windowed_value import WindowedValue
+
+Tagged = tuple[t.Optional[str], t.Any]
+
+
+@dataclasses.dataclass
+class _SideInputSpec:
+    """What a bundle needs to rebuild one side input from its materialized elements."""
+
+    view_class: type
+    view_options: dict[str, t.Any]
+    window_fn: t.Any
+
+
+@dataclasses.dataclass
+class _BundleSpec:
+    """Everything picklable a bundle needs to run a DoFn; receivers are made fresh per bundle."""
+
+    fn: DoFn
+    label: str
+    window_fn: t.Any
+    args: list[t.Any]
+    kwargs: dict[str, t.Any]
+    side_inputs: list[_SideInputSpec]
+
+
+class _CollectingReceiver(Receiver):
+    def __init__(self, tag: str | None, sink: list[Tagged]) -> None:
+        self._tag = tag
+        self._sink = sink
+
+    def receive(self, windowed_value: WindowedValue) -> None:
+        self._sink.append((self._tag, windowed_value.value))
+
+
+class _Receivers(dict):
+    """One receiver per output tag, created on first use, all appending to one list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[Tagged] = []
+
+    def __missing__(self, tag: str | None) -> _CollectingReceiver:
+        receiver = self[tag] = _CollectingReceiver(tag, self.values)
+        return receiver
+
+
+def _run_bundle(items: t.Iterable[t.Any], spec: _BundleSpec, *side_values: list[t.Any]) -> list[Tagged]:
+    """One Dask partition = one bundle; outputs of finish_bundle are kept too."""
+    receivers = _Receivers()
+    handler = _OutputHandler(
+        window_fn=spec.window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
+        per_element_output_counter=None, output_batch_converter=None,
+        process_yields_batches=False, process_batch_yields_elements=False,
+    )
+    side_inputs = [
+        SideInputMap(side.view_class, side.view_options, [get_windowed_value(v, side.window_fn) for v in values])
+        for side, values in zip(spec.side_inputs, side_values, strict=True)
+    ]
+    invoker = DoFnInvoker.create_invoker(
+        DoFnSignature(spec.fn), handler, context=DoFnContext(spec.label, state=None),
+        side_inputs=side_inputs, input_args=spec.args, input_kwargs=spec.kwargs,
+        user_state_context=None, bundle_finalizer_param=DoFn.BundleFinalizerParam(),
+    )
+    invoker.invoke_setup()
+    invoker.invoke_start_bundle()
+    for item in items:
+        invoker.invoke_process(get_windowed_value(item, spec.window_fn))
+    invoker.invoke_finish_bundle()
+    invoker.invoke_teardown()
+    return receivers.values
+
+
+class _TaggedParDo(DaskBagOp):
+    """A ParDo whose bag keeps each output's tag, so that consumers can take only theirs."""
+
+    def apply(self, input_bag: db.Bag, side_inputs: t.Sequence[tuple[t.Any, db.Bag]] = ()) -> db.Bag:
+        transform = t.cast(ParDo, self.transform)
+        args, kwargs = transform.raw_side_inputs
+        main_input = next(iter(self.applied.main_inputs.values()))
+        spec = _BundleSpec(
+            fn=transform.fn, label=transform.label,
+            window_fn=main_input.windowing.windowfn if hasattr(main_input, "windowing") else None,
+            args=list(args), kwargs=dict(kwargs),
+            side_inputs=[_SideInputSpec(type(si), si._view_options(), si._window_mapping_fn) for si, _ in side_inputs],
+        )
+        # A Bag passed whole (not partition-wise) must be a single value: a delayed list of it.
+        materialized = [bag.map_partitions(list).to_delayed(optimize_graph=False) for _, bag in side_inputs]
+        whole = [_concat_delayed(parts) for parts in materialized]
+        return input_bag.map_partitions(_run_bundle, spec, *whole)
+
+
+def _concat_delayed(parts: list[t.Any]) -> t.Any:
+    import dask
+
+    return dask.delayed(_concat, pure=True)(*parts)
+
+
+def _concat(*chunks: list[t.Any]) -> list[t.Any]:
+    return [v for chunk in chunks for v in chunk]
+
+
+_TRANSLATIONS: dict[type, type[DaskBagOp]] = {**TRANSLATIONS, ParDo: _TaggedParDo}
+
+
+def _has_tag(item: Tagged, tag: str | None) -> bool:
+    return item[0] == tag
+
+
+def _value(item: Tagged) -> t.Any:
+    return item[1]
+
+
+def _drain(partition: t.Iterable[t.Any]) -> list[t.Any]:
+    """Run a leaf for its side effects (files written) without shipping its elements to the client."""
+    for _ in partition:
+        pass
+    return []
+
+
+@dataclasses.dataclass
+class _GraphBuilder(PipelineVisitor):
+    bag_kwargs: dict[str, t.Any]
+    bags: dict[AppliedPTransform, db.Bag | None] = dataclasses.field(default_factory=dict)
+    consumed: set[AppliedPTransform] = dataclasses.field(default_factory=set)
+    tagged: set[AppliedPTransform] = dataclasses.field(default_factory=set)
+
+    def visit_transform(self, node: AppliedPTransform) -> None:
+        op = _TRANSLATIONS.get(type(node.transform), NoOp)(node, bag_kwargs=self.bag_kwargs)
+        inputs = [self._bag_of(pc) for pc in node.inputs if not isinstance(pc, pvalue.PBegin)]
+        side_inputs = [(si, self._bag_of(si.pvalue)) for si in node.side_inputs]
+        if isinstance(op, Flatten):
+            self.bags[node] = op.apply(inputs)
+        elif isinstance(op, _TaggedParDo):
+            self.bags[node] = op.apply(inputs[0], side_inputs)
+            self.tagged.add(node)
+        else:
+            if side_inputs:
+                raise NotImplementedError(f"{node.full_label}: side inputs on {type(node.transform).__name__}")
+            self.bags[node] = op.apply(inputs[0] if inputs else None)
+
+    def _bag_of(self, pcoll: pvalue.PCollection) -> db.Bag:
+        producer = pcoll.producer
+        self.consumed.add(producer)
+        bag = self.bags[producer]
+        if producer in self.tagged:
+            return bag.filter(functools.partial(_has_tag, tag=pcoll.tag)).map(_value)
+        return bag
+
+    def leaves(self) -> list[db.Bag]:
+        return [bag for node, bag in self.bags.items() if node not in self.consumed and bag is not None]
+
+
+@dataclasses.dataclass
+class DaskRunnerResult(beam_dask.DaskRunnerResult):
+    """Closes the client (and the LocalCluster it may own) once the job is over."""
+
+    def wait_until_finish(self, duration: float | None = None) -> str:
+        try:
+            return super().wait_until_finish(duration)
+        finally:
+            self.client.close()
+
+
+class DaskRunner(beam_dask.DaskRunner):
+    """Beam's DaskRunner, with tagged outputs routed, all leaves computed and finish_bundle kept."""
+
+    def run_pipeline(self, pipeline, options) -> DaskRunnerResult:
+        import dask
+        import dask.distributed as ddist
+
+        dask_options = options.view_as(beam_dask.DaskOptions).get_all_options(drop_default=True, current_only=True)
+        bag_kwargs = beam_dask.DaskOptions._extract_bag_kwargs(dask_options)
+        pipeline.replace_all(dask_overrides())
+        builder = _GraphBuilder(bag_kwargs)
+        # Without this, a bag's groupby built before a client exists picks the "disk" shuffle,
+        # which is only correct within one process: on a cluster it silently loses groups.
+        with dask.config.set({"dataframe.shuffle.method": "tasks"}):
+            pipeline.visit(builder)
+        drained = dask.optimize(*[leaf.map_partitions(_drain) for leaf in builder.leaves()])
+        client = ddist.Client(**dask_options)
+        return DaskRunnerResult(client, client.compute(list(drained)))

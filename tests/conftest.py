@@ -19,3 +19,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`refinery run` with the default web config over every shared WARC/ARC file, once per session."""
+    from pipeline.cli import main
+
+    out = tmp_path_factory.mktemp("run") / "out"
+    assert main(["run", "--input", str(WARC_DIR / "*"), "--output", str(out)]) == 0
+    return out

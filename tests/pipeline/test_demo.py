@@ -1,4 +1,4 @@
-"""`refinery demo` on a fresh directory ends with documents and stats, with no network."""
+"""`refinery demo` on a fresh directory runs every stage, from a crawl to a trained checkpoint."""
 
 from __future__ import annotations
 
@@ -12,16 +12,65 @@ from pipeline.cli import main
 
 pytestmark = pytest.mark.integration
 
+LLAMA_SOURCES = {"commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange"}
 
-def test_demo_runs_every_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--output", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
-    assert "documents" in printed and "stats" in printed
-    stats = json.loads((tmp_path / "curated" / "stats.json").read_text())
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--output", str(root)]) == 0
+    return root
+
+
+def test_the_crawl_goes_through_every_filter_stage(demo: Path) -> None:
+    stats = json.loads((demo / "runs" / "commoncrawl-curated" / "stats.json").read_text())
     assert stats["accounting_ok"]
-    reasons = stats["funnel"][0]["reasons"]
-    assert {"read.not_response", "read.not_html", "read.http_status", "read.revisit"} <= set(reasons)
-    docs = pq.read_table(tmp_path / "curated" / "documents").to_pylist()
-    assert len(docs) >= 60
-    cafe = [d for d in docs if d["url"] == "https://cafe.example/"]
-    assert cafe and "café" in cafe[0]["text"], "a latin-1 page must decode by its declared charset"
+    stages = [s["stage"] for s in stats["funnel"]]
+    assert stages == ["ReadWarc", "Extract", "UrlBlocklist", "LanguageId", "BannedWords", "GopherRepetition",
+                      "LineDedup", "GopherQuality", "C4", "FineWeb", "ExactDedup", "MinHashDedup"]
+    reasons = {r for s in stats["funnel"] for r in s["reasons"]}
+    assert {"read.not_response", "read.not_html", "read.http_status", "read.revisit",
+            "langid.wrong_language", "minhash_dedup.near_duplicate"} <= reasons
+    docs = pq.read_table(demo / "runs" / "commoncrawl-curated" / "documents").to_pylist()
+    assert len(docs) >= 30
+    assert not [d for d in docs if d["url"] == "https://win-big.example/"], "keyword spam must not survive"
+
+
+def test_every_llama_source_is_in_the_mixture_and_the_report(demo: Path) -> None:
+    mixture = json.loads((demo / "mixture" / "mixture.json").read_text())
+    sources = {s["name"]: s for s in mixture["sources"]}
+    assert set(sources) == LLAMA_SOURCES
+    assert all(s["tokens"] > 0 and s["documents"] > 0 for s in sources.values())
+    assert abs(sum(s["weight"] for s in sources.values()) - 1) < 1e-6
+    html = (demo / "report" / "report.html").read_text()
+    assert all(name in html for name in LLAMA_SOURCES)
+
+
+def test_the_crawl_is_scored_by_the_trained_classifier(demo: Path) -> None:
+    scored = pq.read_table(demo / "runs" / "commoncrawl" / "documents").to_pylist()
+    assert scored and all(d["quality_score"] is not None for d in scored)
+
+
+def test_pretraining_learns_and_the_checkpoint_is_usable(demo: Path) -> None:
+    rows = (demo / "pretrain" / "metrics.csv").read_text().splitlines()
+    header, first, last = rows[0].split(","), rows[1].split(","), rows[-1].split(",")
+    loss = header.index("loss")
+    assert float(last[loss]) < float(first[loss]) - 1.0
+    assert (demo / "pretrain" / "tokenizer.model").exists()
+
+
+def test_generate_eval_and_export_work_on_the_demo_checkpoint(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt, mixture = demo / "pretrain", demo / "mixture" / "mixture.json"
+    assert main(["generate", "--ckpt", str(ckpt), "--prompt", "The orchard", "--prompt", "A telescope near",
+                 "--max-new-tokens", "8", "--temperature", "0"]) == 0
+    assert "The orchard" in capsys.readouterr().out
+    report = demo / "eval.json"
+    assert main(["eval", "--ckpt", str(ckpt), "--data", str(mixture), "--max-windows", "16",
+                 "--out", str(report)]) == 0
+    scores = json.loads(report.read_text())
+    assert "commoncrawl" in json.dumps(scores)
+    export = demo / "hf"
+    assert main(["export-hf", "--ckpt", str(ckpt), "--out", str(export)]) == 0
+    config = json.loads((export / "config.json").read_text())
+    assert config["architectures"] == ["MistralForCausalLM"]  # tiny.yaml has a sliding window
+    assert (export / "tokenizer.model").exists()

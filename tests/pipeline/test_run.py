@@ -32,13 +32,6 @@ def documents(out: Path) -> list[tuple[str, str]]:
     return sorted(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
 
 
-@pytest.fixture(scope="session")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("run") / "out"
-    assert main(["run", "--input", ALL_WARCS, "--output", str(out)]) == 0
-    return out
-
-
 def test_every_record_of_every_file_is_accounted_for(full_run: Path) -> None:
     stats = json.loads((full_run / "stats.json").read_text())
     assert stats["accounting_ok"] is True

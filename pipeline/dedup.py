@@ -44,6 +44,7 @@ SEEN_IN_PREVIOUS_DUMP = "minhash_dedup.seen_in_previous_dump"
 DUPLICATE_ID = "minhash_dedup.duplicate_id"
 CLUSTERS = "clusters"
 BAND_KEYS = "band_keys"
+SIGNATURES = "signatures"
 
 CLUSTERS_SCHEMA = pa.schema(
     [
@@ -134,6 +135,8 @@ class _Sign(beam.DoFn):
         sig = self._hasher.signature(hashes)
         node = (_CURRENT, *keep_key(doc, self._config.keep_rule))
         payload = sig.tobytes() if self._config.verify_jaccard else None
+        if payload is not None:
+            yield beam.pvalue.TaggedOutput(SIGNATURES, (doc.id, payload))
         for band, bucket in enumerate(band_keys(sig, self._bands, self._rows)):
             yield beam.pvalue.TaggedOutput("members", ((band, bucket), (node, payload)))
             yield beam.pvalue.TaggedOutput(BAND_KEYS, {"band": band, "bucket": bucket, "doc_id": doc.id})
@@ -189,15 +192,30 @@ def _memberships(element: tuple[tuple[str, ...], Iterable[tuple[str, ...]]]) -> 
             yield (node[-1], info)
 
 
+def _root_signatures(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, bytes]]:
+    """(cluster id, {its kept document's signature, the cluster's members}) -> (member id, that signature)."""
+    _, joined = element
+    for signature in joined["sig"][:1]:
+        for member in joined["member"]:
+            yield member, signature
+
+
 class _Decide(beam.DoFn):
-    """Per document id: kept, or dropped with the reason its cluster gives; plus its cluster row."""
+    """Per document id: kept, or dropped with the reason its cluster gives; plus its cluster row.
+
+    With ``verify_jaccard``, a document is dropped only if its own signature is within the
+    threshold of the document its cluster keeps. Connected components join A~B~C even where A and
+    C differ; without this check C would be dropped for resembling B, which is not kept.
+    """
 
     def __init__(self, config: DedupConfig) -> None:
         self._rule = config.keep_rule
+        self._threshold = config.threshold
 
     def setup(self) -> None:
         self._in = _counter(f"{MINHASH_STAGE}.in")
         self._kept = _counter(f"{MINHASH_STAGE}.kept")
+        self._rescued = _counter(f"{MINHASH_STAGE}.verify.kept_unlike_cluster_root")
 
     def _drop(self, doc: Document, reason: str) -> beam.pvalue.TaggedOutput:
         _counter(f"{MINHASH_STAGE}.dropped.{reason}").inc()
@@ -219,6 +237,12 @@ class _Decide(beam.DoFn):
             return
         cluster_id, size, previous_root = infos[0]
         kept = not previous_root and cluster_id == doc_id
+        own, root = joined.get("sig") or [], joined.get("root_sig") or []
+        if not kept and own and root and estimate_jaccard(
+            np.frombuffer(own[0], dtype=np.uint32), np.frombuffer(root[0], dtype=np.uint32)
+        ) < self._threshold:
+            self._rescued.inc()
+            kept = True
         row = {"doc_id": doc_id, "cluster_id": cluster_id, "cluster_size": size, "kept": kept}
         yield beam.pvalue.TaggedOutput(CLUSTERS, row)
         if kept:
@@ -244,7 +268,8 @@ class MinHashDedup(beam.PTransform):
 
     def expand(self, docs):
         config = self._config
-        signed = docs | "Sign" >> beam.ParDo(_Sign(config)).with_outputs("members", BAND_KEYS, main="docs")
+        signed = docs | "Sign" >> beam.ParDo(_Sign(config)).with_outputs("members", BAND_KEYS, SIGNATURES,
+                                                                          main="docs")
         members = signed.members
         if self._previous is not None:
             earlier = self._previous | "PreviousMembers" >> beam.Map(_previous_member)
@@ -261,8 +286,17 @@ class MinHashDedup(beam.PTransform):
             | "GroupByRoot" >> beam.GroupByKey()
             | "Memberships" >> beam.FlatMap(_memberships)
         )
+        joined = {"doc": signed.docs, "cluster": clusters}
+        if config.verify_jaccard:
+            root_sigs = (
+                {"sig": signed[SIGNATURES],
+                 "member": clusters | "MemberOfRoot" >> beam.Map(lambda e: (e[1][0], e[0]))}
+                | "JoinRootSignature" >> beam.CoGroupByKey()
+                | "RootSignatures" >> beam.FlatMap(_root_signatures)
+            )
+            joined.update(sig=signed[SIGNATURES], root_sig=root_sigs)
         out = (
-            {"doc": signed.docs, "cluster": clusters}
+            joined
             | "JoinClusters" >> beam.CoGroupByKey()
             | "Decide" >> beam.ParDo(_Decide(config)).with_outputs(DROPPED, CLUSTERS, main=KEPT)
         )

@@ -7,8 +7,8 @@ stage is slower than a fifth of extraction (ratio >= 5). CPU time is measured wi
 ``time.process_time`` so a busy machine does not make a stage look slow. The accuracy table is
 benchmarks/langid_accuracy.py's, on the 20 languages of the issue (``--all-languages`` for all).
 
-    .venv/bin/python benchmarks/filters.py
-    .venv/bin/python benchmarks/filters.py --max-docs 200 --langid-limit 200
+    .venv/bin/python benchmarks/filter_stages.py
+    .venv/bin/python benchmarks/filter_stages.py --max-docs 200 --langid-limit 200
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-# This file is named like the `filters` package it measures: take its own folder off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 
 

@@ -28,6 +28,7 @@ from filters.minhash import (
     MinHasher,
     band_keys,
     estimate_jaccard,
+    exact_jaccard,
     keep_key,
     normalize_for_dedup,
     shingle_hashes,
@@ -44,7 +45,7 @@ SEEN_IN_PREVIOUS_DUMP = "minhash_dedup.seen_in_previous_dump"
 DUPLICATE_ID = "minhash_dedup.duplicate_id"
 CLUSTERS = "clusters"
 BAND_KEYS = "band_keys"
-SIGNATURES = "signatures"
+SHINGLES = "shingles"
 
 CLUSTERS_SCHEMA = pa.schema(
     [
@@ -136,7 +137,7 @@ class _Sign(beam.DoFn):
         node = (_CURRENT, *keep_key(doc, self._config.keep_rule))
         payload = sig.tobytes() if self._config.verify_jaccard else None
         if payload is not None:
-            yield beam.pvalue.TaggedOutput(SIGNATURES, (doc.id, payload))
+            yield beam.pvalue.TaggedOutput(SHINGLES, (doc.id, np.unique(hashes).tobytes()))
         for band, bucket in enumerate(band_keys(sig, self._bands, self._rows)):
             yield beam.pvalue.TaggedOutput("members", ((band, bucket), (node, payload)))
             yield beam.pvalue.TaggedOutput(BAND_KEYS, {"band": band, "bucket": bucket, "doc_id": doc.id})
@@ -192,25 +193,27 @@ def _memberships(element: tuple[tuple[str, ...], Iterable[tuple[str, ...]]]) -> 
             yield (node[-1], info)
 
 
-def _root_signatures(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, bytes]]:
-    """(cluster id, {its kept document's signature, the cluster's members}) -> (member id, that signature)."""
+def _root_shingles(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, bytes]]:
+    """(cluster id, {its kept document's shingle set, the cluster's members}) -> (member id, that set)."""
     _, joined = element
-    for signature in joined["sig"][:1]:
+    for shingles in joined["root"][:1]:
         for member in joined["member"]:
-            yield member, signature
+            yield member, shingles
 
 
 class _Decide(beam.DoFn):
     """Per document id: kept, or dropped with the reason its cluster gives; plus its cluster row.
 
-    With ``verify_jaccard``, a document is dropped only if its own signature is within the
-    threshold of the document its cluster keeps. Connected components join A~B~C even where A and
-    C differ; without this check C would be dropped for resembling B, which is not kept.
+    With ``verify_jaccard``, a document is dropped only if the exact Jaccard of its shingles with
+    those of the document its cluster keeps reaches the threshold. Connected components join
+    A~B~C even where A and C differ, and a 112-hash estimate errs by about 0.04 near 0.8; without
+    this check C would be dropped for resembling B, which is not kept.
     """
 
     def __init__(self, config: DedupConfig) -> None:
         self._rule = config.keep_rule
         self._threshold = config.threshold
+        self._ngram = config.ngram
 
     def setup(self) -> None:
         self._in = _counter(f"{MINHASH_STAGE}.in")
@@ -237,12 +240,12 @@ class _Decide(beam.DoFn):
             return
         cluster_id, size, previous_root = infos[0]
         kept = not previous_root and cluster_id == doc_id
-        own, root = joined.get("sig") or [], joined.get("root_sig") or []
-        if not kept and own and root and estimate_jaccard(
-            np.frombuffer(own[0], dtype=np.uint32), np.frombuffer(root[0], dtype=np.uint32)
-        ) < self._threshold:
-            self._rescued.inc()
-            kept = True
+        root = joined.get("root_shingles") or []
+        if not kept and root:
+            own = np.unique(shingle_hashes(normalize_for_dedup(doc.text), self._ngram))
+            if exact_jaccard(own, np.frombuffer(root[0], dtype=np.uint32)) < self._threshold:
+                self._rescued.inc()
+                kept = True
         row = {"doc_id": doc_id, "cluster_id": cluster_id, "cluster_size": size, "kept": kept}
         yield beam.pvalue.TaggedOutput(CLUSTERS, row)
         if kept:
@@ -268,7 +271,7 @@ class MinHashDedup(beam.PTransform):
 
     def expand(self, docs):
         config = self._config
-        signed = docs | "Sign" >> beam.ParDo(_Sign(config)).with_outputs("members", BAND_KEYS, SIGNATURES,
+        signed = docs | "Sign" >> beam.ParDo(_Sign(config)).with_outputs("members", BAND_KEYS, SHINGLES,
                                                                           main="docs")
         members = signed.members
         if self._previous is not None:
@@ -288,13 +291,12 @@ class MinHashDedup(beam.PTransform):
         )
         joined = {"doc": signed.docs, "cluster": clusters}
         if config.verify_jaccard:
-            root_sigs = (
-                {"sig": signed[SIGNATURES],
+            joined["root_shingles"] = (
+                {"root": signed[SHINGLES],
                  "member": clusters | "MemberOfRoot" >> beam.Map(lambda e: (e[1][0], e[0]))}
-                | "JoinRootSignature" >> beam.CoGroupByKey()
-                | "RootSignatures" >> beam.FlatMap(_root_signatures)
+                | "JoinRootShingles" >> beam.CoGroupByKey()
+                | "RootShingles" >> beam.FlatMap(_root_shingles)
             )
-            joined.update(sig=signed[SIGNATURES], root_sig=root_sigs)
         out = (
             joined
             | "JoinClusters" >> beam.CoGroupByKey()

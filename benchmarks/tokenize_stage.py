@@ -20,6 +20,7 @@ also measures the neighbours, so the verdict uses CPU time; wall time is printed
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import sys

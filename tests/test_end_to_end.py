@@ -62,3 +62,21 @@ def test_tiny_model_learns_from_the_pipeline_shards(mixture: Path, tmp_path: Pat
         losses = [float(row["loss"]) for row in csv.DictReader(handle)]
     assert len(losses) == 40
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 1.0
+
+
+def test_realized_proportions_match_the_recipe(mixture: Path) -> None:
+    """The trainer's loader, sampling the pipeline's shards through mixture.json, follows the weights."""
+    from collections import Counter
+
+    from trainer.data import MixtureLoader
+    from trainer.mixture import load_mixture
+
+    loaded = load_mixture(mixture)
+    loader = MixtureLoader(loaded, seq_len=16, batch_size=500, seed=3, heldout_every=None)
+    counts: Counter[int] = Counter()
+    for _ in range(20):  # 10,000 windows
+        counts.update(loader.next_batch().sources.tolist())
+    total = sum(counts.values())
+    assert total == 10_000
+    for index, source in enumerate(loaded.sources):
+        assert abs(counts[index] / total - source.weight) < 0.02, source.name

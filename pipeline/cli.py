@@ -23,6 +23,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "mix": ("pipeline.mix:main", "build mixture.json from per-source shards and a recipe (LLaMA-1 by default)"),
     "report": ("pipeline.report:main", "write report.html and report.json for one or more runs"),
     "verify": ("pipeline.verify:main", "check token shards against their manifests"),
+    "ablate": ("pipeline.ablate:main", "compare curation recipes by training the same proxy model on each"),
     "pretrain": ("trainer.train:main", "pretrain a decoder on a mixture of token shards"),
     "generate": ("trainer.generate:main", "sample text from a checkpoint (KV cache, rolling buffer for windows)"),
     "eval": ("trainer.evaluate:main", "held-out loss, perplexity and bits per byte of a checkpoint, per source"),

@@ -9,7 +9,6 @@ stable as long as the file is (the release files never change).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from filters.document import Document
-from pipeline.sources.source_reader import Skip, SourceReader, open_decompressed
+from pipeline.sources.source_reader import Skip, SourceReader, json_lines
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +52,22 @@ class ParseC4:
     def __call__(self, path: str) -> Iterator[Any]:
         stem = _SUFFIXES.sub("", path.rsplit("/", 1)[-1])
         warned = False
-        with open_decompressed(path) as stream:
-            for line_no, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    log.warning("%s:%d: not JSON (%s); skipped", path, line_no, exc)
-                    yield Skip(BAD_RECORD)
-                    continue
-                text = row.get("text") if isinstance(row, dict) else None
-                if not isinstance(text, str):
-                    if not warned:  # one warning per file, naming what was there instead
-                        keys = sorted(row) if isinstance(row, dict) else type(row).__name__
-                        log.warning("%s:%d: no string 'text' (found %s); skipping such lines", path, line_no, keys)
-                        warned = True
-                    yield Skip(BAD_RECORD)
-                    continue
-                url = row.get("url")
-                yield Document(id=f"c4:{stem}:{line_no}", text=text, source=self.source,
-                               url=url if isinstance(url, str) else "", lang=self.options.language,
-                               timestamp=c4_timestamp(row.get("timestamp")), warc_file=path)
+        for line_no, row in json_lines(path):
+            if row is None:
+                yield Skip(BAD_RECORD)
+                continue
+            text = row.get("text") if isinstance(row, dict) else None
+            if not isinstance(text, str):
+                if not warned:  # one warning per file, naming what was there instead
+                    keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+                    log.warning("%s:%d: no string 'text' (found %s); skipping such lines", path, line_no, keys)
+                    warned = True
+                yield Skip(BAD_RECORD)
+                continue
+            url = row.get("url")
+            yield Document(id=f"c4:{stem}:{line_no}", text=text, source=self.source,
+                           url=url if isinstance(url, str) else "", lang=self.options.language,
+                           timestamp=c4_timestamp(row.get("timestamp")), warc_file=path)
 
 
 def read_c4(options: C4Options, source: str = "c4") -> SourceReader:

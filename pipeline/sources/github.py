@@ -18,7 +18,6 @@ dedup at file level is the pipeline's ``exact_dedup`` stage. Ids are ``github:<r
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import posixpath
@@ -39,7 +38,7 @@ from filters.code_files import (
 )
 from filters.document import Document
 from pipeline.inputs import open_archive
-from pipeline.sources.source_reader import Reject, Skip, SourceReader, open_decompressed
+from pipeline.sources.source_reader import Reject, Skip, SourceReader, json_lines
 
 log = logging.getLogger(__name__)
 
@@ -232,23 +231,17 @@ class ParseRepository:
                 yield self._file(path, repo, rel, data, member.size, _governing_license(rel, licenses))
 
     def _jsonl(self, path: str) -> Iterator[Any]:
-        with open_decompressed(path) as stream:
-            for line_no, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    log.warning("%s:%d: not JSON (%s); skipped", path, line_no, exc)
-                    yield Skip(BAD_RECORD)
-                    continue
-                fields = {k: row.get(k) for k in ("repo", "path", "content")} if isinstance(row, dict) else {}
-                if not all(isinstance(v, str) for v in fields.values()) or not fields:
-                    log.warning("%s:%d: needs string repo, path and content; skipped", path, line_no)
-                    yield Skip(BAD_RECORD)
-                    continue
-                yield self._row(path, fields["repo"], fields["path"], fields["content"],
-                                row.get("license", row.get("licenses")))
+        for line_no, row in json_lines(path):
+            if row is None:
+                yield Skip(BAD_RECORD)
+                continue
+            fields = {k: row.get(k) for k in ("repo", "path", "content")} if isinstance(row, dict) else {}
+            if not all(isinstance(v, str) for v in fields.values()) or not fields:
+                log.warning("%s:%d: needs string repo, path and content; skipped", path, line_no)
+                yield Skip(BAD_RECORD)
+                continue
+            yield self._row(path, fields["repo"], fields["path"], fields["content"],
+                            row.get("license", row.get("licenses")))
 
     def _row(self, path: str, repo: str, rel: str, content: str, license_field: Any) -> Any:
         if self.options.extensions is not None and not rel.lower().endswith(tuple(self.options.extensions)):

@@ -15,6 +15,7 @@ what it yielded before the break and is reported as a FileError at that record i
 from __future__ import annotations
 
 import bz2
+import json
 import gzip
 import logging
 import lzma
@@ -75,6 +76,23 @@ class Part:
 
 Parse = Callable[[str], Iterator[Any]]
 Clean = Callable[[Any], "Document | Reject"]
+
+
+def json_lines(path: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed row)`` for each non-blank line of a (compressed) JSON-lines file.
+
+    A line that is not JSON is logged with its position and comes back as ``None``, so each
+    reader can count it under its own reason.
+    """
+    with open_decompressed(path) as stream:
+        for line_no, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                log.warning("%s:%d: not JSON (%s); skipped", path, line_no, exc)
+                yield line_no, None
 
 
 def open_decompressed(path: str) -> BinaryIO:

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from filters.document import ARROW_SCHEMA
-from pipeline.cli import main
 from tests.conftest import WARC_DIR
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,9 @@ on them with our train_tokenizer. Then, after a burn-in:
   documents Parquet, runs our Tokenize stage and writes shards, plus finalize_shards.
 
 The stage's time includes Beam start-up, Parquet reading, the shuffle and writing the shards, so
-the overhead reported is everything the stage adds to encoding. Target: within 15% of raw.
+the overhead reported is everything the stage adds to encoding. Target: within 15% of raw. Part of
+it is a fixed Beam start-up cost, printed on its own line, that a real shard of data amortizes;
+below ~20 MB it dominates the overhead.
 Per core means per CPU-second of the process (all its threads): on a shared machine wall time
 also measures the neighbours, so the verdict uses CPU time; wall time is printed beside it.
 
@@ -106,9 +108,17 @@ def main() -> int:
         model = train_tokenizer([str(parquet)], root / "tok", vocab_size=args.vocab_size,
                                 input_sentence_size=200_000, holdout_fraction=0.0).model
         run_raw(model, texts[:200])  # burn-in: page cache, allocator, model load
-        raw = min((run_raw(model, texts) for _ in range(args.repeats)), key=lambda r: r[1])
-        stage = min((run_stage(model, parquet, root / f"shards-{i}") for i in range(args.repeats)),
-                    key=lambda r: r[1])
+        # Interleaved, so that a neighbour's burst of load hits both sides alike; best of each.
+        raws, stages = [], []
+        for i in range(args.repeats):
+            raws.append(run_raw(model, texts))
+            stages.append(run_stage(model, parquet, root / f"shards-{i}"))
+        raw, stage = min(raws, key=lambda r: r[1]), min(stages, key=lambda r: r[1])
+        # The part of the overhead that does not grow with the data: the same stage on 10 documents.
+        tiny = root / "tiny" / "part-0.parquet"
+        tiny.parent.mkdir()
+        pq.write_table(pq.read_table(parquet).slice(0, 10), tiny)
+        fixed = min(run_stage(model, tiny, root / f"tiny-{i}")[1] for i in range(args.repeats))
     if raw[2] != stage[2]:
         print(f"note: token counts differ (raw {raw[2]:,}, stage {stage[2]:,}): long documents are encoded "
               "in pieces, which only changes tokens at hard cuts")
@@ -121,6 +131,8 @@ def main() -> int:
     overhead = stage[1] / raw[1] - 1
     verdict = "ok" if overhead <= 0.15 else "OVER the 15% budget"
     print(f"stage overhead vs raw encode, CPU time: {overhead:+.1%} ({verdict}); wall time: {stage[0] / raw[0] - 1:+.1%}")
+    print(f"of which fixed (Beam start-up, the same stage on 10 documents): {fixed:.2f} CPU s, "
+          f"{fixed / raw[1]:.1%} of raw at this size")
     return 0 if overhead <= 0.15 else 1
 
 

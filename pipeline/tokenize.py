@@ -6,8 +6,9 @@ The graph, and why it is deterministic whatever Beam's bundling:
    CPU-heavy step and runs wherever the document is, before any shuffle, so the shuffle carries
    tokens (2 bytes each) rather than text (~4 bytes per token).
 2. ``Key`` assigns a document to one of ``N`` shard groups by a stable hash of its id. ``N`` is
-   ``num_shards`` or, when that is 0, derived from the corpus' total UTF-8 bytes (a Beam sum fed
-   back as a side input), so it too depends only on the input.
+   ``num_shards`` or, when that is 0, the corpus' total tokens over ``target_shard_tokens`` (a Beam
+   sum of the encoded lengths fed back as a side input), so it too depends only on the input and
+   needs no second pass over the text.
 3. ``GroupByKey``, then ``WriteShards`` sorts each group by document id and writes it with
    :class:`trainer.shards.ShardWriter` under the name prefix ``<source>-<group>``, plus a small
    ``_parts/<source>-<group>.json`` listing the shards it wrote. A retried bundle rewrites the
@@ -79,8 +80,6 @@ class TokenizeConfig:
     target_shard_tokens: int = 50_000_000
     # Shard groups (each writes one or more shard files); 0 = derived from the corpus size.
     num_shards: int = 0
-    # Only used to derive the group count: ~4 bytes of English web text per token for a 32k BPE.
-    bytes_per_token_estimate: float = 4.0
     # Documents longer than this are encoded in pieces (see the module docstring).
     max_piece_chars: int = 20_000
 
@@ -90,8 +89,6 @@ class TokenizeConfig:
                 raise TokenizeError(f"tokenize.{key} must be positive, got {getattr(self, key)}")
         if self.num_shards < 0:
             raise TokenizeError(f"tokenize.num_shards must be >= 0 (0 = derived), got {self.num_shards}")
-        if self.bytes_per_token_estimate <= 0:
-            raise TokenizeError(f"tokenize.bytes_per_token_estimate must be positive, got {self.bytes_per_token_estimate}")
 
     @property
     def enabled(self) -> bool:
@@ -145,19 +142,26 @@ def split_for_encoding(text: str, max_chars: int) -> list[str]:
     return pieces
 
 
-def encode_document(processor: spm.SentencePieceProcessor, text: str, max_piece_chars: int) -> list[int]:
-    """The document's ids, encoded in pieces when long; equal to ``processor.encode(text)`` except
-    at hard cuts (see the module docstring)."""
+def encode_document(processor: spm.SentencePieceProcessor, text: str, max_piece_chars: int) -> np.ndarray:
+    """The document's ids as int32, encoded in pieces when long; equal to ``processor.encode(text)``
+    except at hard cuts (see the module docstring).
+
+    sentencepiece hands the ids over as one numpy buffer (``return_type="numpy"``) instead of a
+    Python int per token, which makes this cheaper than the plain list-returning ``encode``. The
+    pieces of one document are encoded on this thread only: a worker owns one core per DoFn thread,
+    and sentencepiece's own pool would oversubscribe it.
+    """
     pieces = split_for_encoding(text, max_piece_chars)
     if len(pieces) == 1:
-        return processor.encode(text)
-    prefix = processor.encode(_CONTINUATION)
-    ids = processor.encode(pieces[0])
-    for encoded in processor.encode([_CONTINUATION + piece for piece in pieces[1:]]):
-        if encoded[: len(prefix)] != prefix:
-            return processor.encode(text)  # this vocabulary merges across a newline: no safe seam
-        ids.extend(encoded[len(prefix):])
-    return ids
+        return processor.encode(text, return_type="numpy")
+    prefix = processor.encode(_CONTINUATION, return_type="numpy")
+    parts = [processor.encode(pieces[0], return_type="numpy")]
+    continued = processor.encode([_CONTINUATION + piece for piece in pieces[1:]], return_type="numpy", num_threads=1)
+    for encoded in continued:
+        if not np.array_equal(encoded[: len(prefix)], prefix):
+            return processor.encode(text, return_type="numpy")  # this vocabulary merges across a newline: no safe seam
+        parts.append(encoded[len(prefix):])
+    return np.concatenate(parts)
 
 
 def shard_group(doc_id: str, groups: int) -> int:
@@ -166,8 +170,8 @@ def shard_group(doc_id: str, groups: int) -> int:
     return int.from_bytes(digest, "little") % groups
 
 
-def derived_groups(total_bytes: int, config: TokenizeConfig) -> int:
-    return max(1, math.ceil(total_bytes / (config.bytes_per_token_estimate * config.target_shard_tokens)))
+def derived_groups(total_tokens: int, config: TokenizeConfig) -> int:
+    return max(1, math.ceil(total_tokens / config.target_shard_tokens))
 
 
 def name_prefix(source: str, group: int) -> str:
@@ -195,7 +199,7 @@ class _Encode(beam.DoFn):
             self._split.inc()
         ids = encode_document(self._processor, doc.text, self._max_piece_chars)
         self._tokens.inc(len(ids))
-        yield doc.id, np.asarray(ids, dtype=self._dtype).tobytes()
+        yield doc.id, ids.astype(self._dtype).tobytes()
 
 
 class _WriteGroup(beam.DoFn):
@@ -255,12 +259,12 @@ class Tokenize(beam.PTransform):
         if self._config.num_shards:
             groups = docs.pipeline | "Groups" >> beam.Create([self._config.num_shards])
         else:
-            config = self._config
+            itemsize = token_dtype(self._info.vocab_size).itemsize
             groups = (
-                docs
-                | "TextBytes" >> beam.Map(lambda d: len(d.text.encode("utf-8")))
-                | "TotalBytes" >> beam.CombineGlobally(sum)
-                | "Groups" >> beam.Map(derived_groups, config)
+                encoded
+                | "Tokens" >> beam.Map(lambda kv: len(kv[1]) // itemsize)
+                | "TotalTokens" >> beam.CombineGlobally(sum)
+                | "Groups" >> beam.Map(derived_groups, self._config)
             )
         return (
             encoded

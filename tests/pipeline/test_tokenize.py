@@ -7,6 +7,7 @@ with exactly the kind of model the pipeline will use.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import apache_beam as beam
@@ -77,16 +78,16 @@ def test_piecewise_encoding_equals_whole_encoding_at_whitespace_cuts(
 ) -> None:
     for text in articles[:20]:
         whole = processor.encode(text)
-        assert encode_document(processor, text, 300) == whole
+        assert encode_document(processor, text, 300).tolist() == whole
         flat = text.replace("\n", " ")
-        assert encode_document(processor, flat, 300) == processor.encode(flat)
+        assert encode_document(processor, flat, 300).tolist() == processor.encode(flat)
 
 
 def test_hard_cuts_still_round_trip_exactly(processor: spm.SentencePieceProcessor) -> None:
     # Japanese prose has no spaces, and few newlines within 200 characters: hard cuts happen.
     text = JAPANESE.read_text(encoding="utf-8")[:20000].replace("\n", "")
     ids = encode_document(processor, text, 200)
-    assert processor.decode(ids) == text
+    assert processor.decode(ids.tolist()) == text
 
 
 def run_stage(docs: list[Document], out: Path, config: TokenizeConfig, reshuffle: bool = False):
@@ -123,6 +124,9 @@ def test_stage_writes_deterministic_verified_shards_that_round_trip(
     assert manifest.tokenizer_sha256 == read_manifest(tmp_path / "b").tokenizer_sha256
     assert (tmp_path / "a" / TOKENIZER_COPY).read_bytes() == tokenizer.read_bytes()
     assert manifest.dtype == "uint16" and manifest.bos_id is None
+    # num_shards 0: one group per target_shard_tokens of encoded tokens (EOS excluded).
+    groups = math.ceil((manifest.tokens - manifest.documents) / 40_000)
+    assert {s.bin.rsplit("-", 1)[0] for s in manifest.shards} == {f"wikipedia-{g:05d}" for g in range(groups)}
 
     eos = processor.eos_id()
     decoded = []

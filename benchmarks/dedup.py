@@ -3,6 +3,7 @@
 Run:  .venv/bin/python benchmarks/dedup.py                      # everything (about 10-20 min on 2 cores)
       .venv/bin/python benchmarks/dedup.py --parts gutenberg,speed --speed-docs 300   # a quick look
       .venv/bin/python benchmarks/dedup.py --parts scale --scale-sizes 10000,40000
+      .venv/bin/python benchmarks/dedup.py --parts scale --runner dask --workers 2   # per-worker RSS
 
 Parts:
   gutenberg  MinHashDedup on the 11 Gutenberg editions (4 works): same-work pairs found, cross-work merges.
@@ -11,8 +12,11 @@ Parts:
              cross-family pair that shares an LSH band. Predicted pairs are all pairs of a cluster.
   speed      signatures/s on one core: our vectorized MinHasher vs datasketch MinHash.update per
              shingle (the naive baseline) and MinHash.bulk, on the same documents.
-  scale      ExactDedup + MinHashDedup on the DirectRunner (in-memory, one worker), each size in its
-             own subprocess: wall time and the subprocess's peak RSS.
+  scale      ExactDedup + MinHashDedup over generated documents, each size in its own subprocess:
+             wall time, the launcher's peak RSS and the largest worker's. On the DirectRunner
+             (default) every PCollection lives in the runner's memory, so its RSS grows with the
+             corpus by design; `--runner dask --workers 2` runs the same graph on a Dask
+             LocalCluster whose worker processes are the figure that must stay flat.
 """
 
 from __future__ import annotations
@@ -222,7 +226,21 @@ def part_speed(n_docs: int, config: DedupConfig) -> None:
         print(f"| {name} | {rate:,.0f} | {rate / rows[1][1]:.1f}x |")
 
 
-def scale_child(n_docs: int, config: DedupConfig, mode: str, workers: int) -> None:
+def _write_count(count: int, path: str) -> None:
+    Path(path).write_text(str(count), encoding="utf-8")
+
+
+def _count_to(pcoll, name: str, out_dir: Path) -> None:
+    """Counted inside the pipeline, so the figure does not depend on the runner's metrics support."""
+    _ = (pcoll | f"Count{name}" >> beam.combiners.Count.Globally()
+         | f"Write{name}" >> beam.Map(_write_count, str(out_dir / name)))
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def scale_child(n_docs: int, config: DedupConfig, runner: str, mode: str, workers: int, worker_memory: str) -> None:
     """One scale run (in a subprocess): documents are generated inside the pipeline, shard by shard."""
     families = round(n_docs / MEAN_FAMILY_SIZE)
     shards = [(s, min(s + 250, families)) for s in range(0, families, 250)]
@@ -231,37 +249,64 @@ def scale_child(n_docs: int, config: DedupConfig, mode: str, workers: int) -> No
         for fam in range(*shard):
             yield from (to_document(d) for d in dedup_data.family_docs(fam))
 
-    start = time.perf_counter()
-    options = PipelineOptions(direct_running_mode=mode, direct_num_workers=workers)
-    p = beam.Pipeline(runner="DirectRunner", options=options)
-    docs = p | "Shards" >> beam.Create(shards) | "Generate" >> beam.FlatMap(generate) | "Shuffle" >> beam.Reshuffle()
-    exact = docs | ExactDedup(config)
-    _ = exact["kept"] | MinHashDedup(config)
-    result = p.run()
-    result.wait_until_finish()
-    seconds = time.perf_counter() - start
-    counters = {c.key.metric.name: c.committed for c in result.metrics().query(MetricsFilter())["counters"]}
-    print(json.dumps({
-        "docs": counters.get("ExactDedup.in", 0),
-        "exact_dropped": counters.get("ExactDedup.dropped.exact_dedup.duplicate", 0),
-        "near_dropped": counters.get("MinHashDedup.dropped.minhash_dedup.near_duplicate", 0),
-        "seconds": seconds,
-        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "worker_max_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "last_round_changes": {k: v for k, v in counters.items() if "round_" in k},
-    }))
+    cluster = None
+    if runner == "dask":
+        from dask.distributed import Client, LocalCluster
+
+        # Worker processes with one thread each and a memory limit: dask spills a worker's held
+        # partitions to disk past 60% of it, as a production shuffle would. One partition per
+        # shard of generated documents, so partitions grow in number, not in size, with the corpus.
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               memory_limit=worker_memory, dashboard_address=None)
+        options = PipelineOptions(["--runner=pipeline.dask_runner.DaskRunner",
+                                   f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=1"])
+    else:
+        options = PipelineOptions(runner="DirectRunner", direct_running_mode=mode, direct_num_workers=workers)
+    with tempfile.TemporaryDirectory() as tmp:
+        counts = Path(tmp)
+        start = time.perf_counter()
+        p = beam.Pipeline(options=options)
+        docs = (p | "Shards" >> beam.Create(shards) | "Generate" >> beam.FlatMap(generate)
+                | "Shuffle" >> beam.Reshuffle())
+        exact = docs | ExactDedup(config)
+        near = exact["kept"] | MinHashDedup(config)
+        _count_to(docs, "docs", counts)
+        _count_to(exact["dropped"], "exact_dropped", counts)
+        _count_to(near["dropped"], "near_dropped", counts)
+        result = p.run()
+        result.wait_until_finish()
+        seconds = time.perf_counter() - start
+        figures = {name: int((counts / name).read_text()) for name in ("docs", "exact_dropped", "near_dropped")}
+    if cluster is not None:
+        with Client(cluster) as client:
+            worker_rss = max(client.run(_peak_rss_mb).values())
+        cluster.close()
+        busy: list[str] = []
+    else:
+        worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        counters = {c.key.metric.name: c.committed for c in result.metrics().query(MetricsFilter())["counters"]}
+        busy = sorted({k.split("round_")[1][:2] for k, v in counters.items() if "round_" in k and v})
+    print(json.dumps({**figures, "seconds": seconds, "max_rss_mb": _peak_rss_mb(), "worker_max_rss_mb": worker_rss,
+                      "partitions": len(shards), "rounds_rewired": busy}))
 
 
-def part_scale(sizes: list[int], config: DedupConfig, mode: str, workers: int) -> None:
-    print(f"\n## Beam scale: ExactDedup + MinHashDedup, DirectRunner {mode} x{workers}, max_rounds={config.max_rounds}")
-    print("RSS: the runner process (in_memory: also the only worker) and the largest SDK worker subprocess")
-    print("| target docs | docs | exact dropped | near dropped | wall s | docs/s | runner peak RSS MB "
+def part_scale(sizes: list[int], config: DedupConfig, runner: str, mode: str, workers: int,
+               worker_memory: str) -> None:
+    where = (f"Dask LocalCluster, {workers} worker processes x 1 thread, memory_limit {worker_memory}"
+             if runner == "dask" else f"DirectRunner {mode} x{workers}")
+    print(f"\n## Beam scale: ExactDedup + MinHashDedup, {where}, max_rounds={config.max_rounds}")
+    if runner == "dask":
+        print("RSS: the launching process (Dask scheduler + Beam graph) and the largest worker's own peak "
+              "(getrusage on the worker)")
+    else:
+        print("RSS: the runner process (in_memory: also the only worker) and the largest SDK worker subprocess")
+    print("| target docs | docs | partitions | exact dropped | near dropped | wall s | docs/s | launcher peak RSS MB "
           "| worker peak RSS MB | rounds that rewired |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         cmd = [sys.executable, __file__, "--scale-child", str(n), "--max-rounds", str(config.max_rounds),
-               "--direct-mode", mode, "--workers", str(workers)]
-        here = str(Path(__file__).resolve().parent)  # SDK worker processes must import dedup_data too
+               "--runner", runner, "--direct-mode", mode, "--workers", str(workers), "--worker-memory", worker_memory]
+        here = str(Path(__file__).resolve().parent)  # worker processes must import dedup_data too
         path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
         env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": path}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -269,9 +314,9 @@ def part_scale(sizes: list[int], config: DedupConfig, mode: str, workers: int) -
             print(f"| {n} | failed: {proc.stderr.strip().splitlines()[-1:]} |")
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        busy = sorted({k.split("round_")[1][:2] for k, v in r["last_round_changes"].items() if v})
-        print(f"| {n} | {r['docs']} | {r['exact_dropped']} | {r['near_dropped']} | {r['seconds']:.0f} | "
-              f"{r['docs'] / r['seconds']:.0f} | {r['max_rss_mb']:.0f} | {r['worker_max_rss_mb']:.0f} | {','.join(busy)} |")
+        print(f"| {n} | {r['docs']} | {r['partitions']} | {r['exact_dropped']} | {r['near_dropped']} | "
+              f"{r['seconds']:.0f} | {r['docs'] / r['seconds']:.0f} | {r['max_rss_mb']:.0f} | "
+              f"{r['worker_max_rss_mb']:.0f} | {','.join(r['rounds_rewired']) or '-'} |")
 
 
 def main() -> None:
@@ -282,14 +327,19 @@ def main() -> None:
     ap.add_argument("--speed-docs", type=int, default=2000, help="documents signed per method (default 2000)")
     ap.add_argument("--scale-sizes", default="10000,40000,160000", help="comma list of corpus sizes for scale")
     ap.add_argument("--max-rounds", type=int, default=DedupConfig().max_rounds, help="connected-components rounds")
+    ap.add_argument("--runner", default="direct", choices=("direct", "dask"),
+                    help="runner of the scale part: the DirectRunner, or our DaskRunner on a local cluster")
     ap.add_argument("--direct-mode", default="in_memory", choices=("in_memory", "multi_processing"),
                     help="DirectRunner running mode for the scale part (default in_memory)")
-    ap.add_argument("--workers", type=int, default=1, help="DirectRunner workers for the scale part (default 1)")
+    ap.add_argument("--workers", type=int, default=1, help="workers for the scale part (default 1)")
+    ap.add_argument("--worker-memory", default="2GiB",
+                    help="Dask worker memory_limit: past 60%% of it a worker spills what it holds, "
+                         "past 80%% it pauses (default 2GiB)")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     config = DedupConfig(max_rounds=args.max_rounds)
     if args.scale_child:
-        scale_child(args.scale_child, config, args.direct_mode, args.workers)
+        scale_child(args.scale_child, config, args.runner, args.direct_mode, args.workers, args.worker_memory)
         return
     print(f"# Dedup benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, Beam {beam.__version__}")
@@ -303,7 +353,8 @@ def main() -> None:
     if "speed" in parts:
         part_speed(args.speed_docs, config)
     if "scale" in parts:
-        part_scale([int(s) for s in args.scale_sizes.split(",")], config, args.direct_mode, args.workers)
+        part_scale([int(s) for s in args.scale_sizes.split(",")], config, args.runner, args.direct_mode, args.workers,
+                   args.worker_memory)
 
 
 if __name__ == "__main__":

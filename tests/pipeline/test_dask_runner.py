@@ -19,9 +19,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from filters.document import Document
+from filters.minhash import DedupConfig
+from pipeline.dedup import ExactDedup, MinHashDedup
 from pipeline.run import run
 from pipeline.sinks import WriteJsonLines, WriteParquet
 from tests.conftest import WARC_DIR
+from tests.pipeline.test_dedup import WIKITEXT, edited
 
 dask = pytest.importorskip("dask", reason="install the dask extra: pip install -e '.[dask]'")
 distributed = pytest.importorskip("dask.distributed")
@@ -102,6 +106,40 @@ def test_tagged_outputs_side_inputs_finish_bundle_and_every_leaf(cluster: str, t
     assert [f for f in direct["files"] if f.startswith("even/")] == [
         "even/part-00000-of-00003.parquet", "even/part-00001-of-00003.parquet", "even/part-00002-of-00003.parquet"]
     assert not [f for f in results["dask"]["files"] if ".temp" in f]
+
+
+def _near_duplicate_families() -> list[Document]:
+    """40 real WikiText windows, each with 0-3 edited copies and some exact copies: many clusters."""
+    words = WIKITEXT.read_text(encoding="utf-8").split()
+    docs = []
+    for family in range(40):
+        text = " ".join(words[family * 700 : family * 700 + 600])
+        docs.append(Document(id=f"f{family:02d}-orig", text=text, timestamp=f"2020-01-{family % 28 + 1:02d}T00:00:00Z"))
+        for copy in range(family % 4):
+            docs.append(Document(id=f"f{family:02d}-edit{copy}", text=edited(text, 100 + 20 * copy, copy)))
+        if family % 5 == 0:
+            docs.append(Document(id=f"f{family:02d}-exact", text=text))
+    return docs
+
+
+def test_dedup_on_dask_matches_direct_runner(cluster: str, tmp_path: Path) -> None:
+    # The dedup scale figures (benchmarks/dedup.py --runner dask) rest on this: same decisions on Dask.
+    docs = _near_duplicate_families()
+    outputs = {}
+    for name, args in (("direct", ["--runner", "DirectRunner"]), ("dask", dask_args(cluster))):
+        out = tmp_path / name
+        with beam.Pipeline(options=PipelineOptions(args)) as p:
+            exact = p | beam.Create(docs) | beam.Reshuffle() | ExactDedup(DedupConfig())
+            near = exact["kept"] | MinHashDedup(DedupConfig())
+            _ = (near["kept"] | "KeptIds" >> beam.Map(lambda d: {"id": d.id})
+                 | "WriteKept" >> WriteJsonLines(str(out / "kept" / "part")))
+            _ = near["clusters"] | "WriteClusters" >> WriteJsonLines(str(out / "clusters" / "part"))
+        read = lambda d: sorted(json.dumps(json.loads(x), sort_keys=True) for f in sorted((out / d).iterdir())  # noqa: E731
+                                for x in f.read_text().splitlines())
+        outputs[name] = {"kept": read("kept"), "clusters": read("clusters")}
+    assert outputs["dask"] == outputs["direct"]
+    kept = {json.loads(x)["id"] for x in outputs["direct"]["kept"]}
+    assert kept == {f"f{family:02d}-orig" for family in range(40)}  # every family collapses to its dated original
 
 
 def _documents(out: Path) -> list[tuple[str, str]]:

@@ -22,17 +22,23 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message names the file and the key."""
 
 
-def load_yaml(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
-    """Read ``path`` into dataclass ``cls``; ``overrides`` are dotted keys applied on top."""
+def read_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The YAML mapping in ``path``; every failure is a ConfigError naming the file and ``what`` it is."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: {what} file not found") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_yaml(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
+    """Read ``path`` into dataclass ``cls``; ``overrides`` are dotted keys applied on top."""
+    data = read_mapping(path)
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
     return from_dict(cls, data, where=str(path))

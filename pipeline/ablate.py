@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from filters.config import ConfigError, load_yaml
+from filters.config import ConfigError, load_yaml, read_mapping
 from filters.text_sources import SUPPORTED_SUFFIXES, chunk_plain_text, read_texts
 from pipeline.config import DEFAULT_CONFIG, PipelineConfig, load_config
 
@@ -113,13 +113,9 @@ def load_recipe(path: str | Path) -> Recipe:
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise AblationError(f"{path}: recipe not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise AblationError(f"{path}: cannot read recipe: {exc}") from None
-    if not isinstance(raw, dict):
-        raise AblationError(f"{path}: top level must be a mapping")
+        raw = read_mapping(path, "ablation recipe")
+    except ConfigError as exc:
+        raise AblationError(str(exc)) from None
     _no_unknown(raw, _RECIPE_KEYS, path, "")
     overrides = raw.get("overrides") or {}
     if not isinstance(overrides, dict):

@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from filters.config import ConfigError, read_mapping
 from trainer.mixture import Mixture, MixtureSource, TokenizerRef, load_mixture, write_mixture
 from trainer.shards import MANIFEST_NAME, Manifest, ShardError, read_manifest
 
@@ -68,13 +67,9 @@ class MixResult:
 def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MixError(f"{path}: mixture recipe not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise MixError(f"{path}: cannot read mixture recipe: {exc}") from None
-    if not isinstance(raw, dict):
-        raise MixError(f"{path}: top level must be a mapping")
+        raw = read_mapping(path, "mixture recipe")
+    except ConfigError as exc:
+        raise MixError(str(exc)) from None
     unknown = sorted(set(raw) - _RECIPE_KEYS)
     if unknown:
         raise MixError(f"{path}: unknown key '{unknown[0]}' (known: {', '.join(sorted(_RECIPE_KEYS))})")

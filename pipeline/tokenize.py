@@ -78,7 +78,7 @@ class TokenizeConfig:
     bos: bool = False
     # Tokens per shard file before the writer starts the next one (uint16: 2 bytes per token).
     target_shard_tokens: int = 50_000_000
-    # Shard groups (each writes one or more shard files); 0 = derived from the corpus size.
+    # Shard groups (each writes one or more shard files); 0 = total tokens / target_shard_tokens.
     num_shards: int = 0
     # Documents longer than this are encoded in pieces (see the module docstring).
     max_piece_chars: int = 20_000

@@ -1,4 +1,4 @@
-"""Beam's DaskRunner with the three fixes our graph needs; use ``--runner pipeline.dask_runner.DaskRunner``.
+"""Beam's DaskRunner with the fixes our graph needs; use ``--runner pipeline.dask_runner.DaskRunner``.
 
 Beam 2.77's DaskRunner translates each primitive transform into a ``dask.bag`` operation, but:
 
@@ -10,7 +10,12 @@ Beam 2.77's DaskRunner translates each primitive transform into a ``dask.bag`` o
 3. it collects a bundle's outputs before ``finish_bundle`` is called, so outputs emitted there
    are lost (that is why Beam's own file sinks write empty files on Dask);
 4. (once the graph is built before the client, as here) a GroupByKey would pick dask's "disk"
-   shuffle, which is only correct inside one process; we always build it with the task shuffle.
+   shuffle, which is only correct inside one process; we always build it with the task shuffle;
+5. its GroupByKey wraps every element in a ``WindowedValue`` (with a ``Timestamp`` and a window
+   list) before the shuffle and ignores the windows after it. The wrapper is four Python objects
+   per element that the shuffle holds, and dask's ``sizeof`` cannot see through it: a shuffled
+   page was counted as 72 bytes. We group in the global window only, unwrapped, and refuse any
+   other windowing instead of ignoring it.
 
 It also teaches dask the size of our records (:func:`_sizeof_document`): a worker spills what it
 holds past a share of its memory limit, and it can only spill what it can see.
@@ -29,13 +34,14 @@ import typing as t
 
 import dask.bag as db
 from dask.sizeof import sizeof
-from apache_beam import DoFn, ParDo, pvalue
-from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
+from apache_beam import DoFn, GroupByKey, ParDo, PTransform, pvalue
+from apache_beam.pipeline import AppliedPTransform, PipelineVisitor, PTransformOverride
 from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, Receiver, _OutputHandler
 from apache_beam.runners.dask import dask_runner as beam_dask
-from apache_beam.runners.dask.overrides import dask_overrides
+from apache_beam.runners.dask.overrides import _GroupByKeyOnly, dask_overrides
 from apache_beam.runners.dask.transform_evaluator import TRANSLATIONS, DaskBagOp, Flatten, NoOp, get_windowed_value
 from apache_beam.transforms.sideinputs import SideInputMap
+from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
 from filters.document import Document
@@ -55,6 +61,30 @@ def _sizeof_document(doc: Document) -> int:
 @sizeof.register(Dropped)
 def _sizeof_dropped(dropped: Dropped) -> int:
     return 100 + _sizeof_document(dropped.doc)
+
+
+class _GroupByKeyInGlobalWindow(PTransform):
+    """A GroupByKey with nothing reified: the dask bag groupby is the whole of it."""
+
+    def __init__(self, replaced: str) -> None:
+        super().__init__()
+        self._replaced = replaced
+
+    def expand(self, pcoll: pvalue.PCollection) -> pvalue.PCollection:
+        if not isinstance(pcoll.windowing.windowfn, GlobalWindows):
+            raise NotImplementedError(
+                f"{self._replaced}: the Dask runner groups in the global window only, "
+                f"not {type(pcoll.windowing.windowfn).__name__}"
+            )
+        return pcoll | "GroupByKey" >> _GroupByKeyOnly()
+
+
+class _GroupByKeyOverride(PTransformOverride):
+    def matches(self, applied_ptransform: AppliedPTransform) -> bool:
+        return type(applied_ptransform.transform) is GroupByKey
+
+    def get_replacement_transform_for_applied_ptransform(self, applied_ptransform: AppliedPTransform) -> PTransform:
+        return _GroupByKeyInGlobalWindow(applied_ptransform.full_label)
 
 
 @dataclasses.dataclass
@@ -225,7 +255,7 @@ class DaskRunner(beam_dask.DaskRunner):
 
         dask_options = options.view_as(beam_dask.DaskOptions).get_all_options(drop_default=True, current_only=True)
         bag_kwargs = beam_dask.DaskOptions._extract_bag_kwargs(dask_options)
-        pipeline.replace_all(dask_overrides())
+        pipeline.replace_all([_GroupByKeyOverride(), *dask_overrides()])  # ours wins: first match
         builder = _GraphBuilder(bag_kwargs)
         # Without this, a bag's groupby built before a client exists picks the "disk" shuffle,
         # which is only correct within one process: on a cluster it silently loses groups.

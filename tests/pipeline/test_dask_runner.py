@@ -121,6 +121,19 @@ def test_dask_sees_the_size_of_held_documents() -> None:
     assert sizeof(Dropped(page, "Stage", "reason")) >= 100_000
 
 
+def test_dask_groups_unwrapped_and_refuses_windows_it_would_ignore() -> None:
+    # Beam's own Dask GroupByKey wraps each element in a WindowedValue that the shuffle holds and
+    # dask cannot size, then drops the windows; ours groups plain elements in the global window only.
+    from apache_beam.transforms import window
+
+    from pipeline.dask_runner import DaskRunner
+
+    p = beam.Pipeline(runner=DaskRunner())
+    _ = (p | beam.Create([("k", 1)]) | beam.WindowInto(window.FixedWindows(60)) | "Group" >> beam.GroupByKey())
+    with pytest.raises(NotImplementedError, match="Group: .*global window only, not FixedWindows"):
+        p.run()
+
+
 def _near_duplicate_families() -> list[Document]:
     """40 real WikiText windows, each with 0-3 edited copies and some exact copies: many clusters."""
     words = WIKITEXT.read_text(encoding="utf-8").split()

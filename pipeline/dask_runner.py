@@ -21,15 +21,14 @@ It also teaches dask the size of our records (:func:`_sizeof_document`): a worke
 holds past a share of its memory limit, and it can only spill what it can see.
 
 This module keeps Beam's translations for Create, GroupByKey and Flatten and replaces the
-ParDo translation and the graph walk: ParDo bags hold ``(tag, value)`` pairs that each consumer
-filters by its PCollection's tag, side inputs are materialized once and handed to the bundles,
+ParDo translation and the graph walk: a ParDo's partition is a dict of its outputs by tag, from
+which each consumer's task takes its PCollection's list, side inputs are materialized once and handed to the bundles,
 and every leaf is computed. It is runner plumbing, not a scheduler: Dask still schedules.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import typing as t
 
 import dask.bag as db
@@ -47,7 +46,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from filters.document import Document
 from pipeline.stage import Dropped
 
-Tagged = tuple[t.Optional[str], t.Any]
+Outputs = dict[t.Optional[str], list[t.Any]]  # a bundle's output elements, by output tag
 
 
 @sizeof.register(Document)
@@ -109,27 +108,26 @@ class _BundleSpec:
 
 
 class _CollectingReceiver(Receiver):
-    def __init__(self, tag: str | None, sink: list[Tagged]) -> None:
-        self._tag = tag
+    def __init__(self, sink: list[t.Any]) -> None:
         self._sink = sink
 
     def receive(self, windowed_value: WindowedValue) -> None:
-        self._sink.append((self._tag, windowed_value.value))
+        self._sink.append(windowed_value.value)
 
 
 class _Receivers(dict):
-    """One receiver per output tag, created on first use, all appending to one list."""
+    """One receiver per output tag, created on first use, each appending to its tag's own list."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.values: list[Tagged] = []
+        self.outputs: dict[str | None, list[t.Any]] = {}
 
     def __missing__(self, tag: str | None) -> _CollectingReceiver:
-        receiver = self[tag] = _CollectingReceiver(tag, self.values)
+        receiver = self[tag] = _CollectingReceiver(self.outputs.setdefault(tag, []))
         return receiver
 
 
-def _run_bundle(items: t.Iterable[t.Any], spec: _BundleSpec, *side_values: list[t.Any]) -> list[Tagged]:
+def _run_bundle(items: t.Iterable[t.Any], spec: _BundleSpec, *side_values: list[t.Any]) -> Outputs:
     """One Dask partition = one bundle; outputs of finish_bundle are kept too."""
     receivers = _Receivers()
     handler = _OutputHandler(
@@ -152,7 +150,7 @@ def _run_bundle(items: t.Iterable[t.Any], spec: _BundleSpec, *side_values: list[
         invoker.invoke_process(get_windowed_value(item, spec.window_fn))
     invoker.invoke_finish_bundle()
     invoker.invoke_teardown()
-    return receivers.values
+    return receivers.outputs
 
 
 class _TaggedParDo(DaskBagOp):
@@ -187,12 +185,8 @@ def _concat(*chunks: list[t.Any]) -> list[t.Any]:
 _TRANSLATIONS: dict[type, type[DaskBagOp]] = {**TRANSLATIONS, ParDo: _TaggedParDo}
 
 
-def _has_tag(item: Tagged, tag: str | None) -> bool:
-    return item[0] == tag
-
-
-def _value(item: Tagged) -> t.Any:
-    return item[1]
+def _output(outputs: Outputs, tag: str | None) -> list[t.Any]:
+    return outputs.get(tag, [])
 
 
 def _drain(partition: t.Iterable[t.Any]) -> list[t.Any]:
@@ -228,7 +222,9 @@ class _GraphBuilder(PipelineVisitor):
         self.consumed.add(producer)
         bag = self.bags[producer]
         if producer in self.tagged:
-            return bag.filter(functools.partial(_has_tag, tag=pcoll.tag)).map(_value)
+            # A task per consumed tag: once each has run, the bundle's dict is released, so a
+            # tag read late (Sign's documents, at the final join) no longer keeps the others alive.
+            return bag.map_partitions(_output, tag=pcoll.tag)
         return bag
 
     def leaves(self) -> list[db.Bag]:

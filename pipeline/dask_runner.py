@@ -22,8 +22,8 @@ holds past a share of its memory limit, and it can only spill what it can see.
 
 This module keeps Beam's translations for Create, GroupByKey and Flatten and replaces the
 ParDo translation and the graph walk: a ParDo's partition is a dict of its outputs by tag, from
-which each consumer's task takes its PCollection's list, side inputs are materialized once and handed to the bundles,
-and every leaf is computed. It is runner plumbing, not a scheduler: Dask still schedules.
+which each consumer's task takes its own PCollection's list; side inputs are materialized once
+and handed to the bundles; and every leaf is computed. It is runner plumbing, not a scheduler: Dask still schedules.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class _Receivers(dict):
 
     def __init__(self) -> None:
         super().__init__()
-        self.outputs: dict[str | None, list[t.Any]] = {}
+        self.outputs: Outputs = {}
 
     def __missing__(self, tag: str | None) -> _CollectingReceiver:
         receiver = self[tag] = _CollectingReceiver(self.outputs.setdefault(tag, []))

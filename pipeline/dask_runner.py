@@ -9,57 +9,50 @@ Beam 2.77's DaskRunner translates each primitive transform into a ``dask.bag`` o
    but one) silently never runs;
 3. it collects a bundle's outputs before ``finish_bundle`` is called, so outputs emitted there
    are lost (that is why Beam's own file sinks write empty files on Dask);
-4. (once the graph is built before the client, as here) a GroupByKey would pick dask's "disk"
-   shuffle, which is only correct inside one process; we always build it with the task shuffle;
+4. its GroupByKey is dask.bag's groupby, which, built before a client exists (as here), picks the
+   "disk" shuffle that is only correct inside one process, and whose task shuffle holds every
+   shuffled element as Python objects;
 5. its GroupByKey wraps every element in a ``WindowedValue`` (with a ``Timestamp`` and a window
-   list) before the shuffle and ignores the windows after it. The wrapper is four Python objects
-   per element that the shuffle holds, and dask's ``sizeof`` cannot see through it: a shuffled
-   page was counted as 72 bytes. We group in the global window only, unwrapped, and refuse any
-   other windowing instead of ignoring it.
+   list) before the shuffle and ignores the windows after it: four Python objects per element
+   that the shuffle holds and dask's ``sizeof`` cannot see through (a page counted as 72 bytes).
+   We group in the global window only and refuse any other windowing instead of ignoring it.
 
-It also teaches dask the size of our records (:func:`_sizeof_document`): a worker spills what it
-holds past a share of its memory limit, and it can only spill what it can see.
+Between tasks every partition is a :class:`~pipeline.dask_shuffle.Block` (its elements pickled
+into one buffer), and GroupByKey is our own staged hash shuffle over Blocks
+(:func:`~pipeline.dask_shuffle.group_by_key`): a worker then holds only what dask can size and
+spill exactly, and Python objects live only inside the running task.
 
-This module keeps Beam's translations for Create, GroupByKey and Flatten and replaces the
-ParDo translation and the graph walk: a ParDo's partition is a dict of its outputs by tag, from
-which each consumer's task takes its own PCollection's list; side inputs are materialized once
-and handed to the bundles; and every leaf is computed. It is runner plumbing, not a scheduler: Dask still schedules.
+This module keeps Beam's translations for Create and Flatten and replaces the ParDo and
+GroupByKey translations and the graph walk: a ParDo's partition is a dict of its outputs by tag,
+from which each consumer's task takes its own PCollection's Block; side inputs are materialized
+once and handed to the bundles; and every leaf is computed. It is runner plumbing, not a
+scheduler: Dask still schedules.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import typing as t
+import uuid
 
 import dask.bag as db
-from dask.sizeof import sizeof
-from apache_beam import DoFn, GroupByKey, ParDo, PTransform, pvalue
+from apache_beam import CombinePerKey, DoFn, GroupByKey, ParDo, PTransform, pvalue
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor, PTransformOverride
 from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, Receiver, _OutputHandler
 from apache_beam.runners.dask import dask_runner as beam_dask
 from apache_beam.runners.dask.overrides import _GroupByKeyOnly, dask_overrides
 from apache_beam.runners.dask.transform_evaluator import TRANSLATIONS, DaskBagOp, Flatten, NoOp, get_windowed_value
+from apache_beam.transforms.combiners import LiftedCombinePerKey
 from apache_beam.transforms.sideinputs import SideInputMap
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-from filters.document import Document
-from pipeline.stage import Dropped
+from pipeline.dask_shuffle import Block, group_by_key
 
-Outputs = dict[t.Optional[str], list[t.Any]]  # a bundle's output elements, by output tag
-
-
-@sizeof.register(Document)
-def _sizeof_document(doc: Document) -> int:
-    """dask's fallback sizeof sees only a slotted object's header: it took a 100 kB page for 112
-    bytes, so a worker holding the documents of a join believed its memory was all "unmanaged",
-    never spilled them, and paused at 80% of its limit with nothing to free."""
-    return 200 + sizeof(doc.id) + sizeof(doc.text) + sizeof(doc.url) + sizeof(doc.meta)
-
-
-@sizeof.register(Dropped)
-def _sizeof_dropped(dropped: Dropped) -> int:
-    return 100 + _sizeof_document(dropped.doc)
+Outputs = dict[t.Optional[str], Block]  # a bundle's output elements, by output tag
 
 
 class _GroupByKeyInGlobalWindow(PTransform):
@@ -84,6 +77,26 @@ class _GroupByKeyOverride(PTransformOverride):
 
     def get_replacement_transform_for_applied_ptransform(self, applied_ptransform: AppliedPTransform) -> PTransform:
         return _GroupByKeyInGlobalWindow(applied_ptransform.full_label)
+
+
+class _CombinePerKeyOverride(PTransformOverride):
+    """Combine before the shuffle, as the DirectRunner does: a combine-per-key that groups first
+    sends every value of a key to one task, and ``Count.Globally`` over the corpus's documents
+    then holds the whole corpus in one worker (it killed both workers at 160k documents)."""
+
+    def matches(self, applied_ptransform: AppliedPTransform) -> bool:
+        return isinstance(applied_ptransform.transform, CombinePerKey) and self._lifted(applied_ptransform) is not None
+
+    def get_replacement_transform_for_applied_ptransform(self, applied_ptransform: AppliedPTransform) -> PTransform:
+        return t.cast(PTransform, self._lifted(applied_ptransform))
+
+    @staticmethod
+    def _lifted(applied_ptransform: AppliedPTransform) -> LiftedCombinePerKey | None:
+        transform = t.cast(CombinePerKey, applied_ptransform.transform)
+        try:
+            return LiftedCombinePerKey(transform.fn, transform.args, transform.kwargs)
+        except NotImplementedError:  # ten or more side inputs: Beam cannot lift it, so it groups first
+            return None
 
 
 @dataclasses.dataclass
@@ -120,7 +133,7 @@ class _Receivers(dict):
 
     def __init__(self) -> None:
         super().__init__()
-        self.outputs: Outputs = {}
+        self.outputs: dict[t.Optional[str], list[t.Any]] = {}
 
     def __missing__(self, tag: str | None) -> _CollectingReceiver:
         receiver = self[tag] = _CollectingReceiver(self.outputs.setdefault(tag, []))
@@ -150,7 +163,7 @@ def _run_bundle(items: t.Iterable[t.Any], spec: _BundleSpec, *side_values: list[
         invoker.invoke_process(get_windowed_value(item, spec.window_fn))
     invoker.invoke_finish_bundle()
     invoker.invoke_teardown()
-    return receivers.outputs
+    return {tag: Block(values) for tag, values in receivers.outputs.items()}
 
 
 class _TaggedParDo(DaskBagOp):
@@ -185,20 +198,19 @@ def _concat(*chunks: list[t.Any]) -> list[t.Any]:
 _TRANSLATIONS: dict[type, type[DaskBagOp]] = {**TRANSLATIONS, ParDo: _TaggedParDo}
 
 
-def _output(outputs: Outputs, tag: str | None) -> list[t.Any]:
-    return outputs.get(tag, [])
+def _output(outputs: Outputs, tag: str | None) -> Block | tuple[()]:
+    return outputs.get(tag, ())
 
 
-def _drain(partition: t.Iterable[t.Any]) -> list[t.Any]:
-    """Run a leaf for its side effects (files written) without shipping its elements to the client."""
-    for _ in partition:
-        pass
+def _drain(partition: t.Any) -> list[t.Any]:
+    """A leaf's work (files written) was done by the task that made its partition: ship nothing back."""
     return []
 
 
 @dataclasses.dataclass
 class _GraphBuilder(PipelineVisitor):
     bag_kwargs: dict[str, t.Any]
+    shuffle_dir: str
     bags: dict[AppliedPTransform, db.Bag | None] = dataclasses.field(default_factory=dict)
     consumed: set[AppliedPTransform] = dataclasses.field(default_factory=set)
     tagged: set[AppliedPTransform] = dataclasses.field(default_factory=set)
@@ -207,7 +219,9 @@ class _GraphBuilder(PipelineVisitor):
         op = _TRANSLATIONS.get(type(node.transform), NoOp)(node, bag_kwargs=self.bag_kwargs)
         inputs = [self._bag_of(pc) for pc in node.inputs if not isinstance(pc, pvalue.PBegin)]
         side_inputs = [(si, self._bag_of(si.pvalue)) for si in node.side_inputs]
-        if isinstance(op, Flatten):
+        if isinstance(node.transform, _GroupByKeyOnly):
+            self.bags[node] = group_by_key(inputs[0], self.shuffle_dir)
+        elif isinstance(op, Flatten):
             self.bags[node] = op.apply(inputs)
         elif isinstance(op, _TaggedParDo):
             self.bags[node] = op.apply(inputs[0], side_inputs)
@@ -233,13 +247,18 @@ class _GraphBuilder(PipelineVisitor):
 
 @dataclasses.dataclass
 class DaskRunnerResult(beam_dask.DaskRunnerResult):
-    """Closes the client (and the LocalCluster it may own) once the job is over."""
+    """Closes the client (and the LocalCluster it may own) and deletes the shuffle files once the
+    job is over: not before, since a task re-run after a lost worker may need to read them again."""
+
+    shuffle_dir: str
 
     def wait_until_finish(self, duration: float | None = None) -> str:
         try:
             return super().wait_until_finish(duration)
         finally:
             self.client.close()
+            if FileSystems.exists(self.shuffle_dir):
+                FileSystems.delete([self.shuffle_dir])
 
 
 class DaskRunner(beam_dask.DaskRunner):
@@ -251,12 +270,20 @@ class DaskRunner(beam_dask.DaskRunner):
 
         dask_options = options.view_as(beam_dask.DaskOptions).get_all_options(drop_default=True, current_only=True)
         bag_kwargs = beam_dask.DaskOptions._extract_bag_kwargs(dask_options)
-        pipeline.replace_all([_GroupByKeyOverride(), *dask_overrides()])  # ours wins: first match
-        builder = _GraphBuilder(bag_kwargs)
-        # Without this, a bag's groupby built before a client exists picks the "disk" shuffle,
-        # which is only correct within one process: on a cluster it silently loses groups.
-        with dask.config.set({"dataframe.shuffle.method": "tasks"}):
-            pipeline.visit(builder)
+        # In order: combines are lifted, then every GroupByKey (theirs too) becomes ours.
+        pipeline.replace_all([_CombinePerKeyOverride(), _GroupByKeyOverride(), *dask_overrides()])
+        builder = _GraphBuilder(bag_kwargs, _shuffle_dir(options))
+        pipeline.visit(builder)
         drained = dask.optimize(*[leaf.map_partitions(_drain) for leaf in builder.leaves()])
         client = ddist.Client(**dask_options)
-        return DaskRunnerResult(client, client.compute(list(drained)))
+        return DaskRunnerResult(client, client.compute(list(drained)), builder.shuffle_dir)
+
+
+def _shuffle_dir(options: PipelineOptions) -> str:
+    """A fresh directory for this run's shuffle files: under ``--temp_location`` when it is set (it
+    must be a path every worker can reach), else a local temporary directory, which only the
+    workers of a LocalCluster share."""
+    temp_location = options.view_as(GoogleCloudOptions).temp_location
+    if temp_location:
+        return FileSystems.join(temp_location, f"refinery-shuffle-{uuid.uuid4().hex}")
+    return tempfile.mkdtemp(prefix="refinery-shuffle-")

@@ -24,6 +24,7 @@ from filters.minhash import DedupConfig
 from pipeline.dedup import ExactDedup, MinHashDedup
 from pipeline.run import run
 from pipeline.sinks import WriteJsonLines, WriteParquet
+from pipeline.stage import Dropped
 from tests.conftest import WARC_DIR
 from tests.pipeline.test_dedup import WIKITEXT, edited
 
@@ -92,11 +93,18 @@ def _read_small(out: Path) -> dict:
 
 def test_tagged_outputs_side_inputs_finish_bundle_and_every_leaf(cluster: str, tmp_path: Path) -> None:
     results = {}
-    for name, args in (("direct", ["--runner", "DirectRunner"]), ("dask", dask_args(cluster))):
-        with beam.Pipeline(options=PipelineOptions(args)) as p:
-            _small_graph(p, tmp_path / name)
+    temp_location = tmp_path / "temp"
+    for name, args in (("direct", ["--runner", "DirectRunner"]),
+                       ("dask", [*dask_args(cluster), "--temp_location", str(temp_location)])):
+        p = beam.Pipeline(options=PipelineOptions(args))
+        _small_graph(p, tmp_path / name)
+        result = p.run()
+        if name == "dask":  # the shuffle files go under --temp_location and go with the run
+            assert Path(result.shuffle_dir).parent == temp_location
+        result.wait_until_finish()
         results[name] = _read_small(tmp_path / name)
     assert results["dask"] == results["direct"]
+    assert temp_location.is_dir() and not list(temp_location.iterdir())  # written there, then deleted
     direct = results["direct"]
     assert [r["n"] for r in direct["even"]] == [n + 400 for n in range(0, 40, 2)]  # 400 = sum of odd < 40
     assert direct["odd"] == list(range(1, 40, 2))
@@ -108,17 +116,26 @@ def test_tagged_outputs_side_inputs_finish_bundle_and_every_leaf(cluster: str, t
     assert not [f for f in results["dask"]["files"] if ".temp" in f]
 
 
-def test_dask_sees_the_size_of_held_documents() -> None:
-    # A worker spills only what dask can measure; the fallback sizeof saw ~112 bytes per page.
+def test_dask_sizes_blocks_exactly_and_the_shuffle_groups_by_encoded_key(tmp_path: Path) -> None:
+    # A worker spills only what dask can measure; its fallback sizeof saw ~112 bytes per page.
+    import dask.bag
     from dask.sizeof import sizeof
 
-    import pipeline.dask_runner  # noqa: F401 - registers the sizes, as unpickling a task does on a worker
-    from pipeline.stage import Dropped
+    from pipeline.dask_shuffle import Block, group_by_key
 
     page = Document(id="p", text="word " * 20_000, url="https://example.org/")
-    assert sizeof(page) >= 100_000
-    assert sizeof([(None, page)] * 50) >= 50 * 100_000
-    assert sizeof(Dropped(page, "Stage", "reason")) >= 100_000
+    block = Block([page] * 3 + [Dropped(page, "Stage", "reason")])
+    assert sizeof(block) >= 100_000  # one pickled page: repeats of one object are memoized
+    assert [type(x).__name__ for x in block] == ["Document"] * 3 + ["Dropped"] and len(block) == 4
+    # Keys as dedup's graph nodes make them; 1 and 1.0 encode differently, so Beam keeps them apart.
+    keys = [("1", "2020-01-01", -0.5, f"doc-{i % 97}") for i in range(3000)] + [1, 1.0, "1"]
+    bag = dask.bag.from_sequence(list(zip(keys, range(3003))), npartitions=7)
+    grouped = dask.compute(group_by_key(bag, str(tmp_path)), scheduler="sync")[0]
+    expected: dict = {}
+    for key, n in zip(keys, range(3003)):
+        expected.setdefault((type(key), key), []).append(n)
+    assert len(grouped) == 100 and {(type(k), k): sorted(v) for k, v in grouped} == expected
+    assert len(list(tmp_path.rglob("0*"))) == 7  # one file of pieces per input partition
 
 
 def test_dask_groups_unwrapped_and_refuses_windows_it_would_ignore() -> None:
@@ -132,6 +149,25 @@ def test_dask_groups_unwrapped_and_refuses_windows_it_would_ignore() -> None:
     _ = (p | beam.Create([("k", 1)]) | beam.WindowInto(window.FixedWindows(60)) | "Group" >> beam.GroupByKey())
     with pytest.raises(NotImplementedError, match="Group: .*global window only, not FixedWindows"):
         p.run()
+
+
+def test_dask_combines_before_it_groups() -> None:
+    # Count.Globally over the corpus would otherwise send every document to one task.
+    from apache_beam.transforms.combiners import LiftedCombinePerKey
+
+    from pipeline.dask_runner import _CombinePerKeyOverride
+
+    p = beam.Pipeline()
+    _ = p | beam.Create(range(10)) | beam.combiners.Count.Globally()
+    p.replace_all([_CombinePerKeyOverride()])
+    lifted: list = []
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def enter_composite_transform(self, node) -> None:
+            lifted.extend([node] if isinstance(node.transform, LiftedCombinePerKey) else [])
+
+    p.visit(Visitor())
+    assert len(lifted) == 1
 
 
 def _near_duplicate_families() -> list[Document]:

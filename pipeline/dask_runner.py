@@ -36,6 +36,8 @@ import tempfile
 import typing as t
 import uuid
 
+import cloudpickle
+import dask
 import dask.bag as db
 from apache_beam import CombinePerKey, DoFn, GroupByKey, ParDo, PTransform, pvalue
 from apache_beam.io.filesystems import FileSystems
@@ -140,8 +142,15 @@ class _Receivers(dict):
         return receiver
 
 
-def _run_bundle(items: t.Iterable[t.Any], spec: _BundleSpec, *side_values: list[t.Any]) -> Outputs:
-    """One Dask partition = one bundle; outputs of finish_bundle are kept too."""
+def _run_bundle(items: t.Iterable[t.Any], pickled_spec: bytes, *side_values: list[t.Any]) -> Outputs:
+    """One Dask partition = one bundle; outputs of finish_bundle are kept too.
+
+    The spec arrives pickled, as one graph node that all of a ParDo's bundles share: a worker keeps
+    the run spec of every task upstream of data it still holds, so a DoFn embedded in each task
+    (14-25 kB by dask's sizeof per fused task) made that bookkeeping grow with the corpus. Each bundle
+    unpickles its own DoFn instance, as a Beam worker does.
+    """
+    spec: _BundleSpec = cloudpickle.loads(pickled_spec)
     receivers = _Receivers()
     handler = _OutputHandler(
         window_fn=spec.window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
@@ -182,12 +191,11 @@ class _TaggedParDo(DaskBagOp):
         # A Bag passed whole (not partition-wise) must be a single value: a delayed list of it.
         materialized = [bag.map_partitions(list).to_delayed(optimize_graph=False) for _, bag in side_inputs]
         whole = [_concat_delayed(parts) for parts in materialized]
-        return input_bag.map_partitions(_run_bundle, spec, *whole)
+        shared = dask.delayed(cloudpickle.dumps(spec), pure=True)
+        return input_bag.map_partitions(_run_bundle, shared, *whole)
 
 
 def _concat_delayed(parts: list[t.Any]) -> t.Any:
-    import dask
-
     return dask.delayed(_concat, pure=True)(*parts)
 
 
@@ -265,7 +273,6 @@ class DaskRunner(beam_dask.DaskRunner):
     """Beam's DaskRunner, with tagged outputs routed, all leaves computed and finish_bundle kept."""
 
     def run_pipeline(self, pipeline, options) -> DaskRunnerResult:
-        import dask
         import dask.distributed as ddist
 
         dask_options = options.view_as(beam_dask.DaskOptions).get_all_options(drop_default=True, current_only=True)

@@ -17,10 +17,11 @@ Beam 2.77's DaskRunner translates each primitive transform into a ``dask.bag`` o
    that the shuffle holds and dask's ``sizeof`` cannot see through (a page counted as 72 bytes).
    We group in the global window only and refuse any other windowing instead of ignoring it.
 
-Between tasks every partition is a :class:`~pipeline.dask_shuffle.Block` (its elements pickled
-into one buffer), and GroupByKey is our own staged hash shuffle over Blocks
-(:func:`~pipeline.dask_shuffle.group_by_key`): a worker then holds only what dask can size and
-spill exactly, and Python objects live only inside the running task.
+So that a worker's memory does not grow with the corpus, every partition between tasks is a
+:class:`~pipeline.dask_shuffle.Block` (its elements pickled into one buffer, which dask sizes and
+spills exactly), GroupByKey shuffles through files under ``--temp_location``
+(:func:`~pipeline.dask_shuffle.group_by_key`), combines are lifted before the shuffle, and a
+ParDo's DoFn is one graph node its bundles share.
 
 This module keeps Beam's translations for Create and Flatten and replaces the ParDo and
 GroupByKey translations and the graph walk: a ParDo's partition is a dict of its outputs by tag,
@@ -270,7 +271,8 @@ class DaskRunnerResult(beam_dask.DaskRunnerResult):
 
 
 class DaskRunner(beam_dask.DaskRunner):
-    """Beam's DaskRunner, with tagged outputs routed, all leaves computed and finish_bundle kept."""
+    """Beam's DaskRunner with tagged outputs routed, all leaves computed, finish_bundle kept,
+    combines lifted and GroupByKey shuffled through files."""
 
     def run_pipeline(self, pipeline, options) -> DaskRunnerResult:
         import dask.distributed as ddist

@@ -135,7 +135,7 @@ def test_dask_sizes_blocks_exactly_and_the_shuffle_groups_by_encoded_key(tmp_pat
     for key, n in zip(keys, range(3003)):
         expected.setdefault((type(key), key), []).append(n)
     assert len(grouped) == 100 and {(type(k), k): sorted(v) for k, v in grouped} == expected
-    assert len(list(tmp_path.rglob("0*"))) == 7  # one file of pieces per input partition
+    assert len([f for f in tmp_path.rglob("*") if f.is_file()]) == 7  # one file of pieces per input partition
 
 
 def test_dask_groups_unwrapped_and_refuses_windows_it_would_ignore() -> None:

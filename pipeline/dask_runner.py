@@ -59,7 +59,7 @@ Outputs = dict[t.Optional[str], Block]  # a bundle's output elements, by output 
 
 
 class _GroupByKeyInGlobalWindow(PTransform):
-    """A GroupByKey with nothing reified: the dask bag groupby is the whole of it."""
+    """A GroupByKey with nothing reified: the file shuffle (:func:`group_by_key`) is the whole of it."""
 
     def __init__(self, replaced: str) -> None:
         super().__init__()

@@ -1,6 +1,17 @@
 """Streaming records out of WARC and ARC files, whatever their compression and quirks.
 
-warcio does the parsing, but real crawls break it in two ways that this module works around:
+Two engines read the same files into the same records:
+
+* **fastwarc** (the default when installed) frames gzip-per-record and plain WARC files: its
+  native gzip and header parsing read about twice as fast as warcio. The HTTP part of each record
+  still goes through the same code as warcio's records (``_payload``), so headers and decoded
+  bodies are identical by construction. fastwarc is strict: on anything it refuses or that would
+  come out differently (whole-file gzip, a truncated or corrupt tail, garbage between records, an
+  odd header), the file is re-read with warcio from the start and the records already delivered
+  are skipped, so the records and the offset where a file broke are exactly warcio's.
+* **warcio** reads everything else, and is the reference the fastwarc path is tested against.
+
+warcio does the parsing there, but real crawls break it in two ways that this module works around:
 
 * **Whole-file gzip** (ClueWeb09/12): warcio expects one gzip member per record and stops after
   the first with "non-chunked gzip". We then reopen the file behind a streaming gzip decoder and
@@ -21,14 +32,24 @@ import logging
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord, ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
 
+try:
+    from fastwarc.stream_io import GzipReader
+    from fastwarc.warc import ArchiveIterator as FastArchiveIterator
+    from fastwarc.warc import WarcRecord as FastRecord
+except ImportError:  # fastwarc is optional: warcio reads everything without it
+    FastArchiveIterator = None
+
 log = logging.getLogger(__name__)
+
+Engine = Literal["fastwarc", "warcio"]
+DEFAULT_ENGINE: Engine = "fastwarc" if FastArchiveIterator is not None else "warcio"
 
 _CHUNK = 1 << 20
 _MAX_LINE = 1 << 16
@@ -69,12 +90,236 @@ class CorruptArchive(Exception):
 Opener = Callable[[], BinaryIO]
 
 
-def iter_records(open_file: Opener, warc_file: str, max_payload_bytes: int) -> Iterator[RawRecord]:
+def iter_records(
+    open_file: Opener, warc_file: str, max_payload_bytes: int, engine: Engine = DEFAULT_ENGINE
+) -> Iterator[RawRecord]:
     """Yield every record of one WARC or ARC file, then stop; raise CorruptArchive past a bad spot.
 
     ``open_file`` must return a fresh binary stream each time it is called: the whole-file-gzip
-    fallback reopens the file.
+    fallback and the fastwarc-to-warcio fallback reopen the file. Both engines yield the same
+    records; ``engine`` exists so tests and the benchmark can compare them.
     """
+    if engine == "warcio":
+        yield from _iter_records_warcio(open_file, warc_file, max_payload_bytes)
+        return
+    yielded = 0
+    try:
+        for record in _iter_records_fastwarc(open_file, warc_file, max_payload_bytes):
+            yielded += 1
+            yield record
+        return
+    except _Refused as refusal:
+        level = logging.INFO if yielded else logging.DEBUG  # ARC and whole-file gzip are refused at once
+        log.log(level, "%s: fastwarc stopped after %d records (%s); reading it with warcio", warc_file, yielded, refusal)
+    yield from _skip(_iter_records_warcio(open_file, warc_file, max_payload_bytes), yielded)
+
+
+def read_warc_members(
+    open_stream: Opener, warc_file: str, max_payload_bytes: int, base_offset: int = 0,
+    engine: Engine = DEFAULT_ENGINE,
+) -> Iterator[RawRecord]:
+    """Gzip-per-record WARC records from the stream ``open_stream`` returns, which starts at a member boundary.
+
+    ``base_offset`` is where the stream starts in the file, so offsets stay absolute when a
+    reader starts mid-file (see warc_split). A record warcio cannot parse ends the file's reading.
+    ``open_stream`` is called again (from the same boundary) if fastwarc refuses the stream.
+    """
+    yielded = 0
+    if engine == "fastwarc":
+        try:
+            with open_stream() as stream:
+                source = GzipReader(_tellable(stream))
+                for record in _fastwarc_records(source, warc_file, max_payload_bytes, "gzip", base_offset):
+                    yielded += 1
+                    yield record
+            return
+        except _Refused as refusal:
+            log.info("%s: fastwarc stopped after %d records from offset %d (%s); reading on with warcio",
+                     warc_file, yielded, base_offset, refusal)
+    with open_stream() as stream:
+        yield from _skip(_read_warc_members_warcio(stream, warc_file, max_payload_bytes, base_offset), yielded)
+
+
+def _skip(records: Iterator[RawRecord], count: int) -> Iterator[RawRecord]:
+    """``records`` without its first ``count``: those the fastwarc path already delivered."""
+    for i, record in enumerate(records):
+        if i >= count:
+            yield record
+
+
+class _Refused(Exception):
+    """fastwarc cannot read the rest of a file exactly as warcio would; the message says why."""
+
+
+_Framing = Literal["gzip", "plain"]
+_WARC_VERSIONS = tuple(ArcWarcRecordLoader.WARC_TYPES)
+
+
+def _iter_records_fastwarc(open_file: Opener, warc_file: str, max_payload_bytes: int) -> Iterator[RawRecord]:
+    """A gzip-per-record or plain WARC read by fastwarc; raises _Refused on anything else.
+
+    Whole-file gzip is not detected up front: fastwarc reads its first record like warcio does,
+    and the second one fails the one-record-per-member check in _check_framing.
+    """
+    with open_file() as raw:
+        stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw, _CHUNK)
+        kind = _sniff(stream.peek(4096)[:4096])
+        source = _tellable(stream)
+        if kind == "warc.gz":
+            yield from _fastwarc_records(GzipReader(source), warc_file, max_payload_bytes, "gzip")
+        elif kind == "warc":
+            yield from _fastwarc_records(source, warc_file, max_payload_bytes, "plain")
+        else:
+            raise _Refused(f"{kind} files are read by warcio")
+
+
+class _CountingReader:
+    """read() and tell() over a stream that cannot tell its position (an HTTP response).
+
+    fastwarc asks for the position once, at the start, and counts from there; a plain
+    BufferedReader over a socket answers that question with UnsupportedOperation.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._position += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        raise io.UnsupportedOperation("seek")
+
+    def close(self) -> None:
+        """The caller owns the stream and closes it."""
+
+
+def _tellable(stream: BinaryIO) -> BinaryIO | _CountingReader:
+    try:
+        stream.tell()
+        return stream
+    except (OSError, ValueError):
+        return _CountingReader(stream)
+
+
+def _fastwarc_records(
+    source: BinaryIO | GzipReader, warc_file: str, max_payload_bytes: int, framing: _Framing, base_offset: int = 0
+) -> Iterator[RawRecord]:
+    """RawRecords from fastwarc, each checked to be what the warcio path would produce.
+
+    ``source`` is a GzipReader for gzip-per-record files (so member boundaries can be checked)
+    and the plain stream otherwise; ``base_offset`` is where that stream starts in the file.
+    """
+    # stream_detect=False: fastwarc would otherwise also open zstd/lz4/brotli files, which the
+    # warcio path reports as unframed bytes.
+    records = FastArchiveIterator(source, parse_http=False, stream_detect=False, max_header_len=_MAX_LINE)
+    shift: int | None = None
+    previous = -1
+    try:
+        for record in records:
+            _check_framing(record, source if framing == "gzip" else None, previous)
+            _check_headers(record)
+            previous = record.stream_pos
+            # Absolute on a seekable stream, relative to its start otherwise (HTTP ranges).
+            if shift is None:
+                shift = 0 if record.stream_pos == base_offset else base_offset
+            yield _fast_to_raw(record, warc_file, shift + record.stream_pos, max_payload_bytes, framing)
+    except OSError as exc:  # fastwarc's one error type: bad gzip, bad header, short read
+        raise _Refused(f"{type(exc).__name__}: {exc}") from None
+
+
+def _check_framing(record: FastRecord, gzip_reader: GzipReader | None, previous: int) -> None:
+    """Offsets must increase, and in a gzip file each record must start its own gzip member.
+
+    warcio stops with "non-chunked gzip" on a member holding a second record (whole-file gzip),
+    where fastwarc reads on with an offset that is not a member start.
+    """
+    if record.stream_pos <= previous:
+        raise _Refused(f"record at offset {record.stream_pos} does not follow the one at {previous}")
+    if gzip_reader is not None and gzip_reader.frame_start_position() != record.stream_pos:
+        raise _Refused(f"record at offset {record.stream_pos} does not start a gzip member")
+
+
+def _check_headers(record: FastRecord) -> None:
+    """Refuse the header blocks that warcio reads differently from fastwarc."""
+    headers = record.headers
+    if not (headers.status_line or "").upper().startswith(_WARC_VERSIONS):
+        raise _Refused(f"WARC version {headers.status_line!r}")
+    if not headers.get("WARC-Type"):
+        raise _Refused("record without WARC-Type")
+    length = headers.get("Content-Length")
+    try:
+        valid = length is not None and int(length) == record.content_length >= 0
+    except ValueError:
+        valid = False
+    if not valid:  # warcio reads an unparsable length as 0, a missing one as "to the member's end"
+        raise _Refused(f"Content-Length {length!r}")
+    if len(headers.get_multiple("WARC-Target-URI")) > 1:  # warcio rewrites the last, reads the first
+        raise _Refused("several WARC-Target-URI headers")
+
+
+def _fast_to_raw(record: FastRecord, warc_file: str, offset: int, limit: int, framing: _Framing) -> RawRecord:
+    """The RawRecord the warcio path builds for this record (_iter_warc or _iter_framed_warc)."""
+    if framing == "plain" and record.content_length > limit:
+        _check_complete(record, _drain_all(record.reader))
+        return _framed_oversized(record, warc_file, offset)
+    rec_type = _warc_header(record, "WARC-Type")
+    http = _payload(rec_type, record.reader, limit)
+    _drain_all(record.reader)
+    _check_complete(record, record.reader.tell())
+    return RawRecord(
+        warc_file=warc_file,
+        offset=offset,
+        record_type=rec_type,
+        record_id=_warc_header(record, "WARC-Record-ID").strip() or _derived_id(warc_file, offset),
+        url=_clean_uri(_warcio_target_uri(_warc_header(record, "WARC-Target-URI"))),
+        date=_clean_date(_warc_header(record, "WARC-Date")),
+        http_status=http.status,
+        http_headers=http.headers,
+        payload=http.payload,
+        oversized=http.oversized,
+    )
+
+
+def _framed_oversized(record: FastRecord, warc_file: str, offset: int) -> RawRecord:
+    """What _iter_framed_warc yields for a record over the cap: its raw header values, no body."""
+    def header(name: str) -> str:
+        return (record.headers.get_bytes(name.encode()) or b"").strip().decode("utf-8", "replace")
+
+    return RawRecord(warc_file, offset, header("WARC-Type") or "response",
+                     header("WARC-Record-ID") or _derived_id(warc_file, offset),
+                     header("WARC-Target-URI"), _clean_date(header("WARC-Date")), None, None, oversized=True)
+
+
+def _check_complete(record: FastRecord, block_bytes: int) -> None:
+    """A block shorter than its Content-Length is a truncated file: warcio says where it broke."""
+    if block_bytes < record.content_length:
+        raise _Refused(f"record truncated ({block_bytes} of {record.content_length} bytes)")
+
+
+def _warc_header(record: FastRecord, name: str) -> str:
+    """A WARC header value decoded as warcio does: UTF-8, else Latin-1."""
+    value = (record.headers.get_bytes(name.encode()) or b"").strip()
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("iso-8859-1")
+
+
+def _warcio_target_uri(value: str) -> str:
+    """WARC-Target-URI as warcio's loader rewrites it: wget's <angle brackets> off, spaces as %20."""
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1]
+    return value.replace(" ", "%20")
+
+
+def _iter_records_warcio(open_file: Opener, warc_file: str, max_payload_bytes: int) -> Iterator[RawRecord]:
+    """The reference reader: warcio for gzip-per-record WARC, our own framing for everything else."""
     with open_file() as raw:
         stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw, _CHUNK)
         kind = _sniff(stream.peek(4096)[:4096])
@@ -109,14 +354,10 @@ def iter_records(open_file: Opener, warc_file: str, max_payload_bytes: int) -> I
                 yield record
 
 
-def read_warc_members(
+def _read_warc_members_warcio(
     stream: BinaryIO, warc_file: str, max_payload_bytes: int, base_offset: int = 0
 ) -> Iterator[RawRecord]:
-    """Gzip-per-record WARC records from ``stream``, which starts at a member boundary.
-
-    ``base_offset`` is where the stream starts in the file, so offsets stay absolute when a
-    reader starts mid-file (see warc_split). A record warcio cannot parse ends the file's reading.
-    """
+    """The reference reader of read_warc_members: warcio over gzip members."""
     try:
         yield from _iter_warc(stream, warc_file, max_payload_bytes, base_offset)
     except ArchiveLoadFailed as exc:
@@ -128,7 +369,7 @@ def _iter_warc(stream: BinaryIO, warc_file: str, max_payload_bytes: int, base_of
     shift: int | None = None
     try:
         for record in iterator:
-            payload = _payload(record, max_payload_bytes)
+            payload = _payload(record.rec_type, record.raw_stream, max_payload_bytes)
             if not payload.oversized and payload.block_bytes + _drain_all(record.raw_stream) < (record.length or 0):
                 raise EOFError(f"record truncated: fewer than its Content-Length of {record.length} bytes")
             # get_record_offset() reads the record to its end, so the payload must come first. It
@@ -195,7 +436,7 @@ def _iter_framed_warc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) 
             record = loader.parse_record_stream(io.BytesIO(b"".join(block) + body), no_record_parse=True)
         except (ArchiveLoadFailed, ValueError) as exc:
             raise CorruptArchive(warc_file, start, f"unparsable WARC record: {exc}") from None
-        yield _to_raw(record, warc_file, start, _payload(record, max_payload_bytes))
+        yield _to_raw(record, warc_file, start, _payload(record.rec_type, record.raw_stream, max_payload_bytes))
 
 
 def _content_length(block: list[bytes]) -> int | None:
@@ -244,7 +485,8 @@ def _iter_arc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) -> Itera
                 record = loader.parse_record_stream(io.BytesIO(line + body), known_format="arc", no_record_parse=True)
             except (ArchiveLoadFailed, ValueError) as exc:
                 raise CorruptArchive(warc_file, offset, f"unparsable ARC record: {exc}") from None
-            yield _to_raw(record, warc_file, offset, _payload(record, max_payload_bytes), arc=True)
+            http = _payload(record.rec_type, record.raw_stream, max_payload_bytes)
+            yield _to_raw(record, warc_file, offset, http, arc=True)
         offset += len(line) + length
 
 
@@ -261,19 +503,20 @@ class _Http:
     block_bytes: int = 0  # bytes of the record block consumed, to detect truncated records
 
 
-def _payload(record: ArcWarcRecord, limit: int) -> _Http:
+def _payload(rec_type: str | None, block_stream: BinaryIO, limit: int) -> _Http:
     """Status, headers and decoded body of a response block (records are loaded unparsed).
 
     warcio parses HTTP headers itself only by assuming they are there; on records stored without
     them (Wayback exports) it eats the first lines of the HTML as "headers". So we read the block
     and parse headers only when it starts with an HTTP status line, then let warcio undo chunked
-    and gzip/deflate/brotli encodings.
+    and gzip/deflate/brotli encodings. ``block_stream`` is the record block (warcio's raw_stream
+    or fastwarc's record reader): both engines share this function, so their payloads agree.
     """
-    if record.rec_type != "response":
+    if rec_type != "response":
         return _Http()
-    block = record.raw_stream.read(limit + 1)
+    block = block_stream.read(limit + 1)
     if len(block) > limit:
-        _drain_all(record.raw_stream)
+        _drain_all(block_stream)
         return _Http(oversized=True)
     if not block.startswith(b"HTTP/"):
         return _Http(payload=block, block_bytes=len(block))
@@ -282,8 +525,8 @@ def _payload(record: ArcWarcRecord, limit: int) -> _Http:
         parsed = StatusAndHeadersParser(_HTTP_PROTOCOLS, verify=False).parse(buffer)
     except (StatusAndHeadersParserException, EOFError, ValueError):
         return _Http(payload=block, block_bytes=len(block))
-    decoded = ArcWarcRecord(record.format, record.rec_type, record.rec_headers, buffer, parsed,
-                            record.content_type, record.length)
+    # content_stream() looks only at the HTTP headers and the stream, so the rest can stay empty.
+    decoded = ArcWarcRecord("warc", rec_type, None, buffer, parsed, None, None)
     try:
         body = decoded.content_stream().read(limit + 1)
     except (OSError, ValueError, EOFError, zlib.error):
@@ -300,9 +543,7 @@ def _payload(record: ArcWarcRecord, limit: int) -> _Http:
 
 def _to_raw(record: ArcWarcRecord, warc_file: str, offset: int, http: _Http, arc: bool = False) -> RawRecord:
     headers = record.rec_headers
-    url = (headers.get_header("WARC-Target-URI") or "").strip()
-    if url.startswith("<") and url.endswith(">"):  # wget writes <https://...>
-        url = url[1:-1]
+    url = _clean_uri(headers.get_header("WARC-Target-URI") or "")
     # ARC records have no id of their own (warcio invents a random one); a digest of file and
     # offset is stable across re-runs, which keeps document ids deterministic.
     record_id = "" if arc else (headers.get_header("WARC-Record-ID") or "").strip()
@@ -318,6 +559,13 @@ def _to_raw(record: ArcWarcRecord, warc_file: str, offset: int, http: _Http, arc
         payload=http.payload,
         oversized=http.oversized,
     )
+
+
+def _clean_uri(url: str) -> str:
+    url = url.strip()
+    if url.startswith("<") and url.endswith(">"):  # wget writes <https://...>
+        url = url[1:-1]
+    return url
 
 
 def _drain_all(stream: BinaryIO) -> int:

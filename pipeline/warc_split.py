@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from pipeline.warc_reader import RawRecord, iter_records, read_warc_members
+from pipeline.warc_reader import DEFAULT_ENGINE, Engine, RawRecord, iter_records, read_warc_members
 
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _PROBE = 1 << 20  # bytes read to find a member boundary or to tell per-record from whole-file gzip
@@ -45,20 +45,20 @@ def _is_member_per_record(open_at: RangeOpener) -> bool:
 
 
 def iter_range(
-    open_at: RangeOpener, warc_file: str, start: int, end: int | None, max_payload_bytes: int
+    open_at: RangeOpener, warc_file: str, start: int, end: int | None, max_payload_bytes: int,
+    engine: Engine = DEFAULT_ENGINE,
 ) -> Iterator[RawRecord]:
     """The records of ``warc_file`` whose gzip member starts within ``[start, end)``."""
     if end is None:
-        yield from iter_records(lambda: open_at(0), warc_file, max_payload_bytes)
+        yield from iter_records(lambda: open_at(0), warc_file, max_payload_bytes, engine)
         return
     first = start if start == 0 else _next_member(open_at, start, end)
     if first is None:
         return
-    with open_at(first) as stream:
-        for record in read_warc_members(stream, warc_file, max_payload_bytes, base_offset=first):
-            if record.offset >= end:
-                return
-            yield record
+    for record in read_warc_members(lambda: open_at(first), warc_file, max_payload_bytes, first, engine):
+        if record.offset >= end:
+            return
+        yield record
 
 
 def _next_member(open_at: RangeOpener, start: int, end: int) -> int | None:

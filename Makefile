@@ -45,7 +45,7 @@ $(AIRFLOW_VENV)/.installed: airflow_dags/requirements.txt
 	touch $@
 
 bench: install-dev
-	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/pipeline.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

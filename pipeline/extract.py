@@ -1,7 +1,9 @@
-"""Extract: HTML records to documents with trafilatura, under a size and a wall-time cap per page.
+"""Extract: HTML records to documents (trafilatura or resiliparse), under a size and a wall-time cap per page.
 
 Decoding and extraction run in a child process (see ``time_limit``) so that a runaway page is
-killed and counted as ``extract.timeout`` instead of hanging the worker. The child starts in
+killed and counted as ``extract.timeout`` instead of hanging the worker. Both engines need it:
+each has pages that run for minutes (resiliparse's main-content pass is quadratic in nesting
+depth; see ``filters.html.ExtractOptions.timeout_seconds``). The child starts in
 ``setup`` (once per DoFn instance), which is also what makes the DoFn safe to pickle to any runner.
 """
 
@@ -30,7 +32,8 @@ class _ExtractText(beam.DoFn):
         self._worker: TimeLimitedFunction | None = None
 
     def setup(self) -> None:
-        self._worker = TimeLimitedFunction("filters.html:page_text", self._options.timeout_seconds)
+        self._worker = TimeLimitedFunction("filters.html:page_text", self._options.timeout_seconds,
+                                           bound=(self._options,))
         self._in = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.in")
         self._kept = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.kept")
 
@@ -43,7 +46,7 @@ class _ExtractText(beam.DoFn):
         assert self._worker is not None and record.payload is not None
         content_type = (record.http_headers or {}).get("content-type")
         try:
-            text, reason = self._worker.call(record.payload, content_type, record.url, self._options)
+            text, reason = self._worker.call(record.payload, content_type, record.url)
         except CallTimeout:
             log.warning("extraction timed out: %s (%s at offset %d)", record.url, record.warc_file, record.offset)
             text, reason = "", "extract.timeout"

@@ -31,3 +31,16 @@ def test_exception_in_child_is_reported_not_raised_raw() -> None:
         assert sqrt.call(9) == 3.0
     finally:
         sqrt.close()
+
+
+def test_bytes_travel_raw_and_bound_arguments_are_appended() -> None:
+    import zlib
+
+    # zlib.crc32(data, value): the page arrives as bytes, the bound starting value last.
+    crc = TimeLimitedFunction("zlib:crc32", timeout_seconds=30, bound=(12345,))
+    big = bytes(range(256)) * 1000  # larger than a pipe buffer
+    try:
+        assert crc.call(b"abc") == zlib.crc32(b"abc", 12345)
+        assert crc.call(big) == zlib.crc32(big, 12345)
+    finally:
+        crc.close()

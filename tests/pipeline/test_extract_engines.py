@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -49,13 +50,17 @@ def test_resiliparse_run_accounts_for_every_record_like_trafilatura(full_run: Pa
         assert entry["records"] == other["records"], name
         read_drops = {r: n for r, n in entry["dropped"].items() if r.startswith("read.")}
         assert read_drops == {r: n for r, n in other["dropped"].items() if r.startswith("read.")}, name
-    # Both engines find text in most of the same pages and keep a similar number of documents.
-    kept, reference_kept = fast["totals"]["kept"], reference["totals"]["kept"]
-    assert kept > 0 and 0.6 < kept / reference_kept < 1.5, (kept, reference_kept)
+    # Most pages trafilatura's text keeps, resiliparse's keeps too. resiliparse keeps more in all
+    # (231 vs 148 here): its lines end in punctuation more often, so FineWeb's punctuated-line rule
+    # drops 20 pages instead of 102.
+    kept_ids, reference_ids = (set(pq.read_table(d / "documents").column("id").to_pylist()) for d in (out, full_run))
+    assert len(kept_ids & reference_ids) >= 0.8 * len(reference_ids), (len(kept_ids), len(reference_ids))
 
 
-@pytest.mark.parametrize("engine", ["resiliparse", "trafilatura"])
-def test_a_runaway_page_is_killed_and_counted(engine: str, tmp_path: Path) -> None:
+# lxml stops building the tree of so deep a page, so trafilatura finds no text in it at once;
+# resiliparse would work on it for hours and is killed at the cap.
+@pytest.mark.parametrize(("engine", "reason"), [("resiliparse", "extract.timeout"), ("trafilatura", "extract.no_text")])
+def test_a_runaway_page_is_capped_and_counted(engine: str, reason: str, tmp_path: Path) -> None:
     warc = tmp_path / "pages.warc.gz"
     write_warc(warc, [("https://example.org/deep", DEEP), ("https://example.org/river", ARTICLE)])
     out = tmp_path / "out"
@@ -66,4 +71,4 @@ def test_a_runaway_page_is_killed_and_counted(engine: str, tmp_path: Path) -> No
     assert time.monotonic() - started < 120
     extract = next(s for s in json.loads((out / "stats.json").read_text())["funnel"] if s["stage"] == "Extract")
     assert extract["in"] == 2
-    assert extract["reasons"] == {"extract.timeout": 1}
+    assert extract["reasons"] == {reason: 1}

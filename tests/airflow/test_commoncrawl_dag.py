@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.output_dir import RUN_INFO
 from tests.conftest import REPO, WARC_DIR
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,8 @@ def test_dag_runs_a_dump_and_skips_finished_batches_on_rerun(airflow_env: dict[s
     manifest = tmp_path / "warc.paths.gz"
     manifest.write_bytes(gzip.compress("".join(f"{WARC_DIR / name}\n" for name in WARCS).encode()))
     conf = {"dump_id": "CC-MAIN-2024-22", "manifest": str(manifest), "base_url": "file:///",
-            "batch_size": 2, "output_root": str(tmp_path / "out"), "runner": "DirectRunner"}
+            "batch_size": 2, "output_root": str(tmp_path / "out"), "runner": "DirectRunner",
+            "overrides": ["extract.engine=resiliparse"]}  # the fast extraction path, picked per trigger
 
     result, log = driver(airflow_env, "test", json.dumps(conf))
     assert result["run_state"] == "success", log[-4000:]
@@ -85,6 +87,8 @@ def test_dag_runs_a_dump_and_skips_finished_batches_on_rerun(airflow_env: dict[s
     batches = sorted((root / "batches").iterdir())
     assert [b.name for b in batches] == ["batch-00000", "batch-00001"]
     assert all((b / "_SUCCESS").exists() for b in batches)
+    for batch in batches:
+        assert json.loads((batch / RUN_INFO).read_text())["config"]["extract"]["engine"] == "resiliparse"
     per_batch = [pq.read_table(b / "documents").num_rows for b in batches]
     assert per_batch[0] > 0
     assert (root / "dedup" / "_SUCCESS").exists()

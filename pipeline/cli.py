@@ -71,10 +71,11 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from filters.config import ConfigError
+    from pipeline.estimate import EstimateError
     from pipeline.inputs import InputError
     from pipeline.output_dir import OutputDirError
 
-    if isinstance(exc, (ConfigError, InputError, OutputDirError, FileNotFoundError)):
+    if isinstance(exc, (ConfigError, EstimateError, InputError, OutputDirError, FileNotFoundError)):
         return True
     # Beam reports an unknown --runner as a ValueError naming it.
     return isinstance(exc, ValueError) and "runner" in str(exc).lower()
@@ -99,6 +100,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a complete output instead of skipping")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set extract.timeout_seconds=5 (repeatable)")
+
+    est = _command(sub, "estimate", _cmd_estimate,
+                   "project a dump's core-hours, cost, documents, tokens and disk from runs on a sample of it",
+                   beam=True)
+    est.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                     help="the dump, as for `run`: files, globs, or a CommonCrawl warc.paths.gz manifest")
+    est.add_argument("--output", required=True,
+                     help="work directory: one run per engine and sample file, and estimate.json")
+    est.add_argument("--config", default=None, help="pipeline YAML (default: configs/commoncrawl.yaml)")
+    est.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, as for `run` (repeatable)")
+    est.add_argument("--base-url", default=None,
+                     help="base URL (or local directory) for manifest entries (default: CommonCrawl's HTTPS endpoint)")
+    est.add_argument("--sample", type=int, default=3,
+                     help="input files to run, spread evenly over the list; each runs on its own (default 3)")
+    est.add_argument("--engines", nargs="+", default=[], metavar="ENGINE",
+                     help="extraction engines to compare: trafilatura, resiliparse (default: the config's)")
+    est.add_argument("--total-files", type=int, default=None,
+                     help="files in the whole dump, when the inputs list only part of it (default: as listed)")
+    est.add_argument("--price-per-core-hour", type=float, default=None,
+                     help="USD per core-hour for the cost column (default 0.05)")
+    est.add_argument("--bytes-per-token", type=float, default=None,
+                     help="UTF-8 bytes per token when the config does not tokenize (default 4.2, an assumption)")
 
     demo = _command(sub, "demo", _cmd_demo, "generate a sample crawl and run every stage on it", beam=True)
     demo.add_argument("--output", default="demo-output", help="where the demo writes (default: ./demo-output)")
@@ -160,6 +184,20 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         print(f"{args.output} is already complete; nothing to do (--overwrite to redo it)")
     else:
         _print_summary(result.stats, args.output)
+    return EXIT_OK
+
+
+def _cmd_estimate(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline import estimate
+
+    price = estimate.DEFAULT_PRICE_PER_CORE_HOUR if args.price_per_core_hour is None else args.price_per_core_hour
+    bytes_per_token = args.bytes_per_token or estimate.DEFAULT_BYTES_PER_TOKEN
+    result, projections = estimate.estimate(
+        args.input, args.output, config=args.config, overrides=_overrides(args.set), engines=args.engines,
+        sample=args.sample, beam_args=beam_args, base_url=args.base_url, total_files=args.total_files,
+        price_per_core_hour=price, bytes_per_token=bytes_per_token)
+    print(estimate.table(result, projections))
+    print(f"figures: {args.output}/{estimate.ESTIMATE_FILE}")
     return EXIT_OK
 
 

@@ -118,6 +118,20 @@ def file_size(path: str) -> int | None:
         return None
 
 
+def local_bytes(files: Sequence[str]) -> int | None:
+    """Total size of ``files`` when all are local (a stat each), else None.
+
+    Remote sizes cost a request per file, too slow for a dump's worth on the driver; callers that
+    need them for a few files use :func:`file_size`.
+    """
+    if any("://" in f or not os.path.isfile(f) for f in files):  # remote, or a source tree
+        return None
+    try:
+        return sum(os.path.getsize(f) for f in files)
+    except OSError:
+        return None
+
+
 def _match(pattern: str, suffixes: tuple[str, ...] | None) -> list[str]:
     try:
         results = FileSystems.match([pattern])

@@ -25,6 +25,7 @@ import numpy as np
 import sentencepiece as spm
 from tqdm import tqdm
 
+from pipeline import estimate
 from pipeline.report_html import render
 from pipeline.run_stats import DOCUMENTS_DIR, REJECTS_DIR, RunStats, RunStatsError, load_run
 
@@ -139,7 +140,21 @@ def samples_section(run: RunStats, per_reason: int) -> dict[str, Any]:
     return {"kept": kept, "rejected": dict(sorted(rejected.items())), "have_rejects": run.has_rejects}
 
 
-def run_section(run: RunStats, samples: int = 2) -> dict[str, Any]:
+def cost_section(run: RunStats, price_per_core_hour: float = estimate.DEFAULT_PRICE_PER_CORE_HOUR) -> dict[str, Any] | None:
+    """The run's own core-hours, cost and output in `refinery estimate`'s columns; None when
+    stats.json lacks the figures (an older run, or a runner whose CPU was not on this machine)."""
+    cost = estimate.run_cost(run.stats, run.path, price_per_core_hour, tokens=run.tokens)
+    if cost is None:
+        return None
+    return {"price_per_core_hour": price_per_core_hour, "currency": estimate.CURRENCY,
+            "columns": list(estimate.PROJECTION_COLUMNS), "row": estimate.projection_row(cost),
+            "rate_columns": list(estimate.RATE_COLUMNS), "rate_row": estimate.rate_row(cost),
+            "notes": estimate.assumption_notes([cost], estimate.DEFAULT_BYTES_PER_TOKEN),
+            "figures": cost.as_dict()}
+
+
+def run_section(run: RunStats, samples: int = 2,
+                price_per_core_hour: float = estimate.DEFAULT_PRICE_PER_CORE_HOUR) -> dict[str, Any]:
     manifests = run.manifests
     reject_tokens = count_reject_tokens(run)
     return {
@@ -156,6 +171,7 @@ def run_section(run: RunStats, samples: int = 2) -> dict[str, Any]:
                     "disk_bytes": m.disk_bytes, "dtype": m.dtype, "vocab_size": m.vocab_size,
                     "tokenizer_sha256": m.tokenizer_sha256} for name, m in manifests.items()],
         "samples": samples_section(run, samples),
+        "cost": cost_section(run, price_per_core_hour),
     }
 
 
@@ -180,10 +196,10 @@ def mixture_section(path: str | Path) -> dict[str, Any]:
 
 
 def report(run_dirs: Sequence[str | Path], output_dir: str | Path, mixture: str | Path | None = None,
-           *, samples: int = 2) -> Path:
+           *, samples: int = 2, price_per_core_hour: float = estimate.DEFAULT_PRICE_PER_CORE_HOUR) -> Path:
     """Write report.json and report.html under ``output_dir``; returns the HTML's path."""
     runs = [load_run(d) for d in run_dirs]
-    data = {"runs": [run_section(r, samples) for r in runs],
+    data = {"runs": [run_section(r, samples, price_per_core_hour) for r in runs],
             "mixture": mixture_section(mixture) if mixture else None}
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -200,9 +216,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mixture", default=None, help="mixture.json from `refinery mix`")
     parser.add_argument("--out", default=None, help="output directory (default: the first RUN_DIR)")
     parser.add_argument("--samples", type=int, default=2, help="sample documents per drop reason (default 2)")
+    parser.add_argument("--price-per-core-hour", type=float, default=estimate.DEFAULT_PRICE_PER_CORE_HOUR,
+                        help=f"{estimate.CURRENCY} per core-hour for the Cost table "
+                             f"(default {estimate.DEFAULT_PRICE_PER_CORE_HOUR:g})")
     args = parser.parse_args(argv)
     try:
-        path = report(args.runs, args.out or args.runs[0], args.mixture, samples=args.samples)
+        path = report(args.runs, args.out or args.runs[0], args.mixture, samples=args.samples,
+                      price_per_core_hour=args.price_per_core_hour)
     except RunStatsError as exc:
         print(f"refinery report: error: {exc}", file=sys.stderr)
         return 2

@@ -136,6 +136,20 @@ def _shards(i: int, run: dict[str, Any]) -> str:
     return f'<section id="shards-{i}"><h3>Shards</h3>{_table(f"shards-table-{i}", headers, rows)}</section>'
 
 
+def _cost(i: int, run: dict[str, Any]) -> str:
+    """The run's core-hours and cost, in the same columns as `refinery estimate` prints."""
+    cost = run.get("cost")
+    if cost is None:
+        return (f'<section id="cost-{i}"><h3>Cost</h3>'
+                + _note("No cpu_seconds and input_bytes in stats.json (a run on another machine's workers, "
+                        "or from before they were recorded).") + "</section>")
+    price = f"at {cost['price_per_core_hour']:g} {escape(cost['currency'])} per core-hour"
+    return (f'<section id="cost-{i}"><h3>Cost</h3><p>This run, {price}:</p>'
+            + _table(f"cost-table-{i}", cost["columns"], [[escape(c) for c in cost["row"]]], left=2)
+            + _table(f"rates-table-{i}", cost["rate_columns"], [[escape(c) for c in cost["rate_row"]]], left=2)
+            + "".join(_note(n) for n in cost["notes"]) + "</section>")
+
+
 def _doc(doc: dict[str, Any]) -> str:
     meta = " · ".join(escape(str(doc.get(k))) for k in ("id", "url", "lang") if doc.get(k))
     return f"<details open><summary>{meta}</summary><pre>{escape(doc.get('text') or '')}</pre></details>"
@@ -201,6 +215,6 @@ def render(data: dict[str, Any]) -> str:
                    f"{_num(totals.get('kept'))} documents kept" if totals else "no stats.json")
         body.append(f'<section id="run-{i}"><h2>Run: {escape(run["path"])}</h2><p>{summary}</p>'
                     + _funnel(i, run) + _languages(i, run) + _scores(i, run) + _dedup(i, run)
-                    + _shards(i, run) + _samples(i, run) + "</section>")
+                    + _shards(i, run) + _cost(i, run) + _samples(i, run) + "</section>")
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>refinery report</title>'
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")

@@ -22,8 +22,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from filters.document import ARROW_SCHEMA, Document
 from pipeline import funnel
 from pipeline.config import PipelineConfig, load_config
+from pipeline.cpu_time import ProcessTreeCpu, runs_locally
 from pipeline.dedup import BAND_KEYS, BAND_KEYS_SCHEMA, CLUSTERS, CLUSTERS_SCHEMA
-from pipeline.inputs import COMMONCRAWL_BASE_URL, resolve_inputs
+from pipeline.inputs import COMMONCRAWL_BASE_URL, local_bytes, resolve_inputs
 from pipeline.output_dir import OutputDir
 from pipeline.readers import build_reader, reader_spec
 from pipeline.sinks import WriteJsonLines, WriteParquet
@@ -75,15 +76,18 @@ def run(
     out.prepare({"inputs": files, "config": asdict(cfg), "beam_args": list(beam_args)}, overwrite)
 
     started = time.monotonic()
-    with beam.Pipeline(options=options) as p:
+    with ProcessTreeCpu() as cpu, beam.Pipeline(options=options) as p:
         stage_order = build(p, files, out, cfg)
     elapsed = time.monotonic() - started
 
     stats = funnel.summarize(
         out.read_json_lines(f"{FUNNEL_DIR}/counts*"), out.read_json_lines(f"{FUNNEL_DIR}/errors*"), stage_order
     )
-    stats["run"] = {"inputs": len(files), "seconds": round(elapsed, 1),
-                    "runner": options.view_as(StandardOptions).runner, "source": cfg.source}
+    runner = options.view_as(StandardOptions).runner
+    stats["run"] = {"inputs": len(files), "seconds": round(elapsed, 1), "runner": runner, "source": cfg.source,
+                    "engine": cfg.extract.engine, "input_bytes": local_bytes(files),
+                    # CPU of this machine's process tree: the whole run's only when the workers are ours.
+                    "cpu_seconds": round(cpu.seconds, 2) if runs_locally(runner, beam_args) else None}
     if cfg.tokenize.enabled:
         shards = finalize_shards(out.path(SHARDS_DIR), cfg.tokenize, cfg.source)
         stats["shards"] = {"manifest": str(shards.manifest.path), "tokens": shards.manifest.tokens,

@@ -80,6 +80,11 @@ def test_report_json_has_every_part_with_consistent_tokens(runs: dict[str, Path]
     assert sum(int(size) * n for size, n in dedup["size_distribution"].items()) == dedup["documents_in_clusters"]
     rejected = section["samples"]["rejected"]
     assert rejected and all(len(docs) <= 2 for docs in rejected.values())
+    # The Cost table: the run's own CPU and bytes, in `refinery estimate`'s columns, its tokens the shards'.
+    cost = section["cost"]
+    assert cost["figures"]["documents"] == stats.totals["kept"] and cost["figures"]["tokens"] == stats.tokens
+    assert cost["figures"]["sample_bytes"] == sum((WARC_DIR / name).stat().st_size for name in WARCS)
+    assert cost["figures"]["core_hours"]["value"] > 0 and not cost["row"][5].endswith("*")
     mixture = data["mixture"]
     assert {s["name"] for s in mixture["sources"]} == {"commoncrawl", "wikipedia"}
     assert mixture["scaling"]["chinchilla_tokens"] == 20e6
@@ -106,6 +111,7 @@ def test_a_run_without_rejects_clusters_or_shards_still_reports(runs: dict[str, 
     assert section["samples"]["rejected"] == {} and section["samples"]["kept"]
     text = page.read_text()
     assert "No clusters/" in text and "Not tokenized" in text and "wrote no rejects/" in text
+    assert section["cost"]["row"][5].endswith("*") and 'id="cost-table-0"' in text  # tokens assumed
     assert 'id="plot-funnel-0"' in text and "No mixture given" in text
 
 

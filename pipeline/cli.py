@@ -126,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = _command(sub, "demo", _cmd_demo, "generate a sample crawl and run every stage on it", beam=True)
     demo.add_argument("--output", default="demo-output", help="where the demo writes (default: ./demo-output)")
+    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a key of the crawl's config, e.g. --set extract.engine=resiliparse (repeatable)")
 
     tq = _command(sub, "train-quality", _cmd_train_quality,
                   "train the fastText quality classifier (reference pages vs random pages)")
@@ -204,7 +206,7 @@ def _cmd_estimate(args: argparse.Namespace, beam_args: list[str]) -> int:
 def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.demo import run_demo
 
-    run_demo(args.output, beam_args=beam_args)
+    run_demo(args.output, beam_args=beam_args, crawl_overrides=_overrides(args.set))
     return EXIT_OK
 
 

@@ -71,8 +71,11 @@ DEMO_VOCAB = 1000  # the demo's corpus is small: a 32k vocabulary needs far more
 DEMO_STEPS = 30
 
 
-def run_demo(output: str | Path, beam_args: Sequence[str] = ()) -> dict:
-    """Every stage, end to end, on generated data; returns a summary of where things went."""
+def run_demo(output: str | Path, beam_args: Sequence[str] = (), crawl_overrides: dict | None = None) -> dict:
+    """Every stage, end to end, on generated data; returns a summary of where things went.
+
+    ``crawl_overrides`` are ``--set`` keys for the crawl's curation (``extract.engine``, say).
+    """
     from filters.quality_classifier import train_quality_classifier
     from filters.text_sources import read_texts
     from pipeline.config import load_config
@@ -98,9 +101,11 @@ def run_demo(output: str | Path, beam_args: Sequence[str] = ()) -> dict:
     samples = write_source_samples(root / "input" / "sources")
     print(f"  {records} WARC records in {warc}\n  {', '.join(sorted(samples))} in {root / 'input' / 'sources'}")
 
-    _step("2/9 curate the crawl: extract, language ID, repetition, line dedup, quality rules, dedup")
-    curated = {"commoncrawl": run([str(warc)], str(runs / "commoncrawl-curated"), beam_args=beam_args,
-                                  overwrite=True).stats}
+    crawl_config = load_config(REPO / "configs" / "commoncrawl.yaml", crawl_overrides)
+    _step(f"2/9 curate the crawl: extract ({crawl_config.extract.engine}), language ID, repetition, line dedup, "
+          "quality rules, dedup")
+    curated = {"commoncrawl": run([str(warc)], str(runs / "commoncrawl-curated"), config=crawl_config,
+                                  beam_args=beam_args, overwrite=True).stats}
     _print_funnel(curated["commoncrawl"])
 
     _step("3/9 curate the other sources, each cleaned its own way")

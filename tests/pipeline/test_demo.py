@@ -18,7 +18,8 @@ LLAMA_SOURCES = {"commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--output", str(root)]) == 0
+    # `make demo` extracts with trafilatura, as test_run's full run does; the demo test takes the fast path.
+    assert main(["demo", "--output", str(root), "--set", "extract.engine=resiliparse"]) == 0
     return root
 
 

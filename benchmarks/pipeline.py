@@ -152,7 +152,9 @@ def _python_children(proc: psutil.Process) -> list[psutil.Process]:
 
 _CLUSTER = """
 import sys, time, os
+import dask
 from dask.distributed import LocalCluster, Client
+dask.config.set({"distributed.worker.daemon": False})  # extraction starts a child process per worker
 cluster = LocalCluster(n_workers=int(sys.argv[1]), threads_per_worker=1, processes=True,
                        memory_limit="4GiB", dashboard_address=None)
 client = Client(cluster)

@@ -47,6 +47,9 @@ import psutil  # noqa: E402  (a dependency of distributed, in the dev extras)
 ENGINES = ("trafilatura", "resiliparse")
 RUNNERS = ("direct", "dask")
 REFINERY = [sys.executable, "-m", "pipeline.cli"]
+# The input is one file, read in byte ranges of this size so that workers share it, as a 1 GB
+# CommonCrawl WARC is shared at the default 64 MB.
+SPLIT_BYTES = 4_000_000
 
 
 @dataclass
@@ -122,9 +125,13 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
+def _run_args(warc: Path, engine: str, out: Path) -> list[str]:
+    return [*REFINERY, "run", "--input", str(warc), "--output", str(out), "--overwrite",
+            "--set", f"extract.engine={engine}", "--set", f"read.split_bytes={SPLIT_BYTES}"]
+
+
 def run_direct(warc: Path, engine: str, workers: int, out: Path) -> Figures:
-    cmd = [*REFINERY, "run", "--input", str(warc), "--output", str(out), "--overwrite",
-           "--set", f"extract.engine={engine}", "--direct_num_workers", str(workers)]
+    cmd = [*_run_args(warc, engine, out), "--direct_num_workers", str(workers)]
     if workers > 1:
         cmd += ["--direct_running_mode", "multi_processing"]
     started = time.perf_counter()
@@ -172,8 +179,7 @@ def run_dask(warc: Path, engine: str, workers: int, out: Path, temp: Path) -> Fi
     baseline = _Tracker([cluster])
     baseline._sample()
     shuffle = temp / "shuffle"
-    cmd = [*REFINERY, "run", "--input", str(warc), "--output", str(out), "--overwrite",
-           "--set", f"extract.engine={engine}", "--runner", "pipeline.dask_runner.DaskRunner",
+    cmd = [*_run_args(warc, engine, out), "--runner", "pipeline.dask_runner.DaskRunner",
            f"--dask_client_address={address}", f"--temp_location={shuffle}"]
     started = time.perf_counter()
     driver = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

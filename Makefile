@@ -45,7 +45,7 @@ $(AIRFLOW_VENV)/.installed: airflow_dags/requirements.txt
 	touch $@
 
 bench: install-dev
-	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/pipeline_cost.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -112,7 +112,7 @@ class ExtractOptions:
 
     ``engine`` picks the extractor. trafilatura is the default: it is what the LLaMA-style recipes
     were built with and scores best on the shared gold pages (AEB token F1 0.959). resiliparse is
-    the fast path: about 14 times cheaper per page at AEB F1 0.937 (``benchmarks/pipeline.py``,
+    the fast path: about 14 times cheaper per page at AEB F1 0.937 (``benchmarks/pipeline_cost.py``,
     ``tests/pipeline/test_extraction_quality.py``).
 
     ``favor_precision``, ``favor_recall`` and ``deduplicate`` are trafilatura's own knobs and are

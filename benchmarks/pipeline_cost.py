@@ -1,5 +1,8 @@
 """Cost per document of `refinery run`: engine x runner x workers, on real pages, against plain loops.
 
+(Issue 16 calls it benchmarks/pipeline.py; a script of that name in benchmarks/ would shadow the
+`pipeline` package for every other benchmark run as a script, as tokenize_stage.py avoids.)
+
 The input is a gzip-per-record WARC of every shared real page (bench_warc.py), replicated
 ``--copies`` times with distinct URLs. Each configuration is one `refinery run` with the default
 web recipe (configs/commoncrawl.yaml; only ``extract.engine`` changes) in its own process tree,
@@ -14,8 +17,8 @@ Columns:
                 extraction child's (the driver process is the worker with 1 DirectRunner worker)
   shuffle MB    bytes the Dask file shuffle wrote under --temp_location (peak size of that folder)
 
-    .venv/bin/python benchmarks/pipeline.py                       # everything: ~40 min on 2 cores
-    .venv/bin/python benchmarks/pipeline.py --copies 1 --engines resiliparse --runners direct --workers 1
+    .venv/bin/python benchmarks/pipeline_cost.py                       # everything: ~40 min on 2 cores
+    .venv/bin/python benchmarks/pipeline_cost.py --copies 1 --engines resiliparse --runners direct --workers 1
 
 It prints the table, then each floor of issue 16 with the figures it compares.
 """
@@ -37,10 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-# This file's name would shadow the `pipeline` package for everything it imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(REPO))
-sys.path.append(str(HERE))
 
 import psutil  # noqa: E402  (a dependency of distributed, in the dev extras)
 

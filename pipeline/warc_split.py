@@ -39,6 +39,10 @@ def _is_member_per_record(open_at: RangeOpener) -> bool:
     inflater = zlib.decompressobj(wbits=31)
     try:
         first = inflater.decompress(head, 1 << 16)
+        # A first record of more than 64 KiB (a large page) does not end within that much output:
+        # inflate on, in bounded steps, to the end of its member or of the probe.
+        while first.startswith(b"WARC/") and not inflater.eof and inflater.unconsumed_tail:
+            inflater.decompress(inflater.unconsumed_tail, 1 << 20)
     except zlib.error:
         return False
     return first.startswith(b"WARC/") and inflater.eof and inflater.unused_data.startswith(_GZIP_MAGIC)

@@ -49,3 +49,26 @@ def test_files_that_cannot_be_split_stay_whole(name: str) -> None:
         assert byte_ranges(opener, file_size(path), 64_000_000) == [(0, None)]
     else:
         assert byte_ranges(opener, file_size(path), 10_000) == [(0, None)]
+
+
+def test_a_first_record_larger_than_the_probe_step_still_splits(tmp_path: Path) -> None:
+    # The per-record probe inflated only 64 KiB of the first member: a WARC opening with a larger
+    # page (benchmarks/bench_warc.py's real pages do) was read as one range, by one worker.
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    path = tmp_path / "big-first.warc.gz"
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for i, size in enumerate([300_000, 2_000, 2_000]):
+            body = b"<html><body>" + bytes(f"page {i} ", "ascii") * (size // 7) + b"</body></html>"
+            headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(f"https://example.org/{i}", "response",
+                                                          payload=io.BytesIO(body), http_headers=headers))
+    opener = functools.partial(open_archive, str(path))
+    ranges = byte_ranges(opener, file_size(str(path)), 1_000)
+    assert len(ranges) > 1
+    pieces = [r for start, end in ranges for r in iter_range(opener, str(path), start, end, 5_000_000)]
+    assert ids(pieces) == ids(iter_records(lambda: path.open("rb"), str(path), 5_000_000))

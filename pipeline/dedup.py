@@ -1,21 +1,37 @@
 """Exact and MinHash near-duplicate removal over a whole run, as Beam aggregations.
 
-``ExactDedup`` groups documents by the digest of their normalized text and keeps one per digest.
-``MinHashDedup`` signs every document, groups documents by (band, bucket), links each bucket's
-members to its smallest member, finds connected components with large-star/small-star
-(``pipeline/connected_components.py``) and keeps each component's root. Graph nodes are the
-documents' keep-rule sort keys, so the root *is* the document the keep rule picks: no per-cluster
-ranking pass is needed. Band keys of an earlier dump enter as extra nodes that sort before every
-current one; a component that reaches one of them belongs to the earlier dump, which wins.
+Both are decided from small records and the documents meet their verdicts once, in one join by
+document id; text never crosses any other shuffle here. :class:`Deduplicate` does either or both:
 
-Memory per worker is bounded by one digest group, one bucket, or one node's neighbourhood; none
-of them is the corpus.
+1. ``Sign`` reads each document once and emits, apart from the document itself, only what the
+   decisions need: its normalized-text digest, its keep-rule sort key, its LSH band buckets with
+   its MinHash signature, and a bounded sample of its shingle hashes (``dedup.verify_sample``).
+2. Exact dedup groups ``digest -> (sort key, id, buckets, signature)`` and keeps the keep-rule
+   minimum of each digest; the others become ``(id, exact verdict)``. Only the survivors' buckets
+   go on to LSH, so exact duplicates never enter the near-duplicate graph.
+3. MinHash dedup groups members by (band, bucket), links each bucket's members to its smallest
+   member, finds connected components with large-star/small-star
+   (``pipeline/connected_components.py``) and keeps each component's root. Graph nodes are the
+   documents' keep-rule sort keys, so the root *is* the document the keep rule picks. Band keys of
+   an earlier dump enter as extra nodes that sort before every current one; a component that
+   reaches one of them belongs to the earlier dump, which wins. Each cluster member then receives
+   its root's shingle sample (a join of samples, not of documents).
+4. ``JoinVerdicts`` (CoGroupByKey by id) brings each document together with its verdicts, and
+   ``Decide`` keeps or drops it. This is the one shuffle of text: a decision made from a whole
+   corpus has to reach documents that sit anywhere, and a side input of verdicts would put a
+   record per duplicate in every worker's memory.
+
+``ExactDedup`` and ``MinHashDedup`` are the two halves alone; ``pipeline/stages.py`` runs both as
+one :class:`Deduplicate` when a recipe lists them back to back, which moves the text once
+instead of twice. Memory per worker is bounded by one digest group of small records, one bucket,
+or one node's neighbourhood; none of them is the corpus.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -28,10 +44,12 @@ from filters.minhash import (
     MinHasher,
     band_keys,
     estimate_jaccard,
-    exact_jaccard,
     keep_key,
     normalize_for_dedup,
+    normalized_digest,
+    sampled_jaccard,
     shingle_hashes,
+    shingle_sample,
     text_digest,
 )
 from pipeline.connected_components import ConnectedComponents
@@ -45,7 +63,10 @@ SEEN_IN_PREVIOUS_DUMP = "minhash_dedup.seen_in_previous_dump"
 DUPLICATE_ID = "minhash_dedup.duplicate_id"
 CLUSTERS = "clusters"
 BAND_KEYS = "band_keys"
-SHINGLES = "shingles"
+SAMPLES = "samples"
+_MEMBERS = "members"
+_DIGESTS = "digests"
+_EXACT_DROPS = "exact_drops"
 
 CLUSTERS_SCHEMA = pa.schema(
     [
@@ -68,59 +89,47 @@ BAND_KEYS_SCHEMA = pa.schema(
 
 _CURRENT, _PREVIOUS = "1", "0"  # node-key prefixes: an earlier dump's nodes sort first and win
 
+SortKey = tuple[str, ...]
+
+
+class Signed(NamedTuple):
+    """The near-dedup half of a document's small record: LSH buckets and, to verify, its signature."""
+
+    buckets: list[int]
+    signature: bytes | None
+
+
+class DigestEntry(NamedTuple):
+    """What exact dedup groups by digest instead of the document: a few hundred bytes at most."""
+
+    key: SortKey
+    doc_id: str
+    signed: Signed | None  # None: near dedup is off, or the document has no shingles
+
 
 def _counter(name: str):
     return Metrics.counter(METRICS_NAMESPACE, name)
 
 
-class _KeepOnePerDigest(beam.DoFn):
-    """Keeps the keep-rule minimum of a digest group; the group is read twice, never copied."""
-
-    def __init__(self, config: DedupConfig) -> None:
-        self._rule = config.keep_rule
-
-    def setup(self) -> None:
-        self._in = _counter(f"{EXACT_STAGE}.in")
-        self._kept = _counter(f"{EXACT_STAGE}.kept")
-        self._dropped = _counter(f"{EXACT_STAGE}.dropped.{EXACT_DUPLICATE}")
-
-    def process(self, element: tuple[str, Iterable[Document]]) -> Iterator[Any]:
-        _, docs = element
-        best = min(keep_key(d, self._rule) for d in docs)
-        kept_one = False
-        for doc in docs:
-            self._in.inc()
-            if not kept_one and keep_key(doc, self._rule) == best:
-                kept_one = True  # identical ids would tie; only the first of them survives
-                self._kept.inc()
-                yield doc
-            else:
-                self._dropped.inc()
-                yield beam.pvalue.TaggedOutput(DROPPED, Dropped(doc, EXACT_STAGE, EXACT_DUPLICATE))
-
-
-class ExactDedup(beam.PTransform):
-    """One document per normalized-text digest: ``{"kept": docs, "dropped": Dropped records}``."""
-
-    def __init__(self, config: DedupConfig = DedupConfig()) -> None:
-        super().__init__(label=EXACT_STAGE)
-        self._config = config
-
-    def expand(self, docs):
-        out = (
-            docs
-            | "KeyByDigest" >> beam.Map(lambda d: (text_digest(d.text), d))
-            | "GroupByDigest" >> beam.GroupByKey()
-            | "KeepOnePerDigest" >> beam.ParDo(_KeepOnePerDigest(self._config)).with_outputs(DROPPED, main=KEPT)
-        )
-        return {KEPT: out[KEPT], DROPPED: out[DROPPED]}
+def _members(doc_id: str, key: SortKey, signed: Signed) -> Iterator[beam.pvalue.TaggedOutput]:
+    """A near-dedup survivor's LSH memberships and band-key store rows."""
+    node = (_CURRENT, *key)
+    for band, bucket in enumerate(signed.buckets):
+        yield beam.pvalue.TaggedOutput(_MEMBERS, ((band, bucket), (node, signed.signature)))
+        yield beam.pvalue.TaggedOutput(BAND_KEYS, {"band": band, "bucket": bucket, "doc_id": doc_id})
 
 
 class _Sign(beam.DoFn):
-    """Document -> (id, doc), its band memberships and its band-key store rows."""
+    """Document -> its small records (module docstring, step 1); the text stays where it is.
 
-    def __init__(self, config: DedupConfig) -> None:
+    With exact dedup the main output is ``(digest, DigestEntry)`` and the memberships wait for
+    the digest's decision; without it the memberships are emitted here.
+    """
+
+    def __init__(self, config: DedupConfig, exact: bool, near: bool) -> None:
         self._config = config
+        self._exact = exact
+        self._near = near
         self._bands, self._rows = config.band_layout()
 
     def setup(self) -> None:
@@ -128,19 +137,61 @@ class _Sign(beam.DoFn):
         self._no_shingles = _counter(f"{MINHASH_STAGE}.no_shingles")
 
     def process(self, doc: Document) -> Iterator[Any]:
-        yield (doc.id, doc)
-        hashes = shingle_hashes(normalize_for_dedup(doc.text), self._config.ngram)
-        if hashes.size == 0:
-            self._no_shingles.inc()  # nothing to compare: it stays a singleton and is kept
-            return
-        sig = self._hasher.signature(hashes)
-        node = (_CURRENT, *keep_key(doc, self._config.keep_rule))
-        payload = sig.tobytes() if self._config.verify_jaccard else None
-        if payload is not None:
-            yield beam.pvalue.TaggedOutput(SHINGLES, (doc.id, np.unique(hashes).tobytes()))
-        for band, bucket in enumerate(band_keys(sig, self._bands, self._rows)):
-            yield beam.pvalue.TaggedOutput("members", ((band, bucket), (node, payload)))
-            yield beam.pvalue.TaggedOutput(BAND_KEYS, {"band": band, "bucket": bucket, "doc_id": doc.id})
+        key = keep_key(doc, self._config.keep_rule)
+        normalized = normalize_for_dedup(doc.text)  # once, for both the digest and the shingles
+        signed = None
+        if self._near:
+            hashes = shingle_hashes(normalized, self._config.ngram)
+            if hashes.size:
+                sig = self._hasher.signature(hashes)
+                verify = self._config.verify_jaccard
+                signed = Signed(band_keys(sig, self._bands, self._rows), sig.tobytes() if verify else None)
+                if verify:
+                    # The sample a copy of this document would be verified against, should it be
+                    # kept in a cluster. Whether it is is not known yet, so every signed document
+                    # sends one; at most 4 x verify_sample bytes, whatever the document's length.
+                    sample, complete = shingle_sample(hashes, self._config.verify_sample)
+                    yield beam.pvalue.TaggedOutput(SAMPLES, (doc.id, (sample.tobytes(), complete)))
+        if self._exact:
+            yield normalized_digest(normalized), DigestEntry(key, doc.id, signed)
+        elif signed is None:
+            if self._near:
+                self._no_shingles.inc()  # nothing to compare: it stays a singleton and is kept
+        else:
+            yield from _members(doc.id, key, signed)
+
+
+class _KeepOnePerDigest(beam.DoFn):
+    """Keeps the keep-rule minimum of a digest group: its memberships go on to near dedup, the
+    others become exact verdicts ``(id, (digest, sort key))``. The group is read twice, never copied."""
+
+    def __init__(self, near: bool) -> None:
+        self._near = near
+
+    def setup(self) -> None:
+        self._in = _counter(f"{EXACT_STAGE}.in")
+        self._kept = _counter(f"{EXACT_STAGE}.kept")
+        self._dropped = _counter(f"{EXACT_STAGE}.dropped.{EXACT_DUPLICATE}")
+        self._no_shingles = _counter(f"{MINHASH_STAGE}.no_shingles")
+
+    def process(self, element: tuple[str, Iterable[DigestEntry]]) -> Iterator[Any]:
+        digest, entries = element
+        best = min(entry.key for entry in entries)
+        kept_one = False
+        for entry in entries:
+            self._in.inc()
+            if not kept_one and entry.key == best:
+                kept_one = True  # identical sort keys (one id twice) tie; only the first survives
+                self._kept.inc()
+                if not self._near:
+                    continue
+                if entry.signed is None:
+                    self._no_shingles.inc()
+                else:
+                    yield from _members(entry.doc_id, entry.key, entry.signed)
+            else:
+                self._dropped.inc()
+                yield beam.pvalue.TaggedOutput(_EXACT_DROPS, (entry.doc_id, (digest, entry.key)))
 
 
 def _previous_member(row: dict[str, Any]) -> tuple[tuple[int, int], tuple[tuple[str, ...], None]]:
@@ -193,46 +244,90 @@ def _memberships(element: tuple[tuple[str, ...], Iterable[tuple[str, ...]]]) -> 
             yield (node[-1], info)
 
 
-def _root_shingles(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, bytes]]:
-    """(cluster id, {its kept document's shingle set, the cluster's members}) -> (member id, that set)."""
+def _needs_root_sample(element: tuple[str, tuple[str, int, bool]]) -> bool:
+    """Every member but the root of a cluster of this run, which is kept without a comparison."""
+    doc_id, (cluster_id, _, previous_root) = element
+    return previous_root or cluster_id != doc_id
+
+
+def _root_samples(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple[bytes, bool]]]:
+    """(cluster id, {its kept document's shingle sample, the members}) -> (member id, that sample)."""
     _, joined = element
-    for shingles in joined["root"][:1]:
+    for sample in joined["root"][:1]:
         for member in joined["member"]:
-            yield member, shingles
+            yield member, sample
 
 
 class _Decide(beam.DoFn):
-    """Per document id: kept, or dropped with the reason its cluster gives; plus its cluster row.
+    """Per document id: the documents with that id and their verdicts -> kept, or dropped with a
+    reason; plus each clustered document's cluster row.
 
-    With ``verify_jaccard``, a document is dropped only if the exact Jaccard of its shingles with
-    those of the document its cluster keeps reaches the threshold. Connected components join
-    A~B~C even where A and C differ, and a 112-hash estimate errs by about 0.04 near 0.8; without
-    this check C would be dropped for resembling B, which is not kept.
+    Exact verdicts come first (they name a digest and a sort key, so two documents that share an
+    id are told apart). Of the rest, with near dedup, two documents with one id would be one graph
+    node: the keep-rule first stays, the others are dropped as ``minhash_dedup.duplicate_id``.
+
+    With ``verify_jaccard``, a clustered document is dropped only if its shingle Jaccard with the
+    document its cluster keeps reaches the threshold. Connected components join A~B~C even where A
+    and C differ, and a 112-hash estimate errs by about 0.04 near 0.8; without this check C would
+    be dropped for resembling B, which is not kept. The kept document is known by its bottom-k
+    sample (exact when it has at most ``verify_sample`` shingles), this document in full.
     """
 
-    def __init__(self, config: DedupConfig) -> None:
-        self._rule = config.keep_rule
-        self._threshold = config.threshold
-        self._ngram = config.ngram
+    def __init__(self, config: DedupConfig, exact: bool, near: bool) -> None:
+        self._config = config
+        self._exact = exact
+        self._near = near
 
     def setup(self) -> None:
         self._in = _counter(f"{MINHASH_STAGE}.in")
         self._kept = _counter(f"{MINHASH_STAGE}.kept")
         self._rescued = _counter(f"{MINHASH_STAGE}.verify.kept_unlike_cluster_root")
 
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+        doc_id, joined = element
+        docs = list(joined["doc"])
+        if not docs:
+            return
+        if self._exact:
+            survivors = []
+            for verdict in self._exact_verdicts(docs, joined["exact"]):
+                if isinstance(verdict, Dropped):
+                    yield beam.pvalue.TaggedOutput(DROPPED, verdict)
+                else:
+                    survivors.append(verdict)
+            docs = survivors
+        if not self._near:
+            yield from docs
+            return
+        if docs:
+            yield from self._near_verdict(doc_id, docs, joined)
+
+    def _exact_verdicts(self, docs: list[Document], drops: Iterable[tuple[str, SortKey]]) -> Iterator[Any]:
+        """Each document, or its Dropped record if its digest group kept another copy."""
+        pending = Counter(drops)
+        if not pending:
+            yield from docs
+        elif len(docs) == 1:  # the usual case: the verdict can only be this document's
+            yield Dropped(docs[0], EXACT_STAGE, EXACT_DUPLICATE)
+        else:
+            for doc in docs:
+                mark = (text_digest(doc.text), keep_key(doc, self._config.keep_rule))
+                if pending[mark]:
+                    pending[mark] -= 1
+                    yield Dropped(doc, EXACT_STAGE, EXACT_DUPLICATE)
+                else:
+                    yield doc
+
     def _drop(self, doc: Document, reason: str) -> beam.pvalue.TaggedOutput:
         _counter(f"{MINHASH_STAGE}.dropped.{reason}").inc()
         return beam.pvalue.TaggedOutput(DROPPED, Dropped(doc, MINHASH_STAGE, reason))
 
-    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
-        doc_id, joined = element
-        docs = sorted(joined["doc"], key=lambda d: keep_key(d, self._rule))
+    def _near_verdict(self, doc_id: str, docs: list[Document], joined: dict[str, list[Any]]) -> Iterator[Any]:
+        docs = sorted(docs, key=lambda d: keep_key(d, self._config.keep_rule))
         infos = list(joined["cluster"])
-        if not docs:
-            return
         self._in.inc(len(docs))
         doc, extras = docs[0], docs[1:]
-        for extra in extras:  # two documents with one id would be one graph node; keep the first
+        for extra in extras:
             yield self._drop(extra, DUPLICATE_ID)
         if not infos:
             self._kept.inc()
@@ -240,10 +335,12 @@ class _Decide(beam.DoFn):
             return
         cluster_id, size, previous_root = infos[0]
         kept = not previous_root and cluster_id == doc_id
-        root = joined.get("root_shingles") or []
+        root = joined.get(SAMPLES) or []
         if not kept and root:
-            own = np.unique(shingle_hashes(normalize_for_dedup(doc.text), self._ngram))
-            if exact_jaccard(own, np.frombuffer(root[0], dtype=np.uint32)) < self._threshold:
+            sample, complete = root[0]
+            own = shingle_hashes(normalize_for_dedup(doc.text), self._config.ngram)
+            similarity = sampled_jaccard(np.frombuffer(sample, dtype=np.uint32), complete, own)
+            if similarity < self._config.threshold:
                 self._rescued.inc()
                 kept = True
         row = {"doc_id": doc_id, "cluster_id": cluster_id, "cluster_size": size, "kept": kept}
@@ -255,25 +352,59 @@ class _Decide(beam.DoFn):
             yield self._drop(doc, SEEN_IN_PREVIOUS_DUMP if previous_root else NEAR_DUPLICATE)
 
 
-class MinHashDedup(beam.PTransform):
-    """Near-duplicate removal: ``{"kept", "dropped", "clusters", "band_keys"}``.
+class Deduplicate(beam.PTransform):
+    """Exact and/or near-duplicate removal with one join of the documents (module docstring).
 
-    ``clusters`` holds :data:`CLUSTERS_SCHEMA` rows, ``band_keys`` :data:`BAND_KEYS_SCHEMA` rows
-    for every signed document of this run. ``previous`` is an earlier dump's ``band_keys``
-    (dicts with band, bucket, doc_id): documents in a cluster with any of them are dropped as
+    Returns ``{"kept", "dropped"}``, plus with ``near`` ``{"clusters", "band_keys"}``:
+    :data:`CLUSTERS_SCHEMA` rows, and :data:`BAND_KEYS_SCHEMA` rows for every signed document that
+    survived exact dedup. Dropped records name the stage that decided: ``ExactDedup`` or
+    ``MinHashDedup``. ``previous`` is an earlier dump's ``band_keys`` (dicts with band, bucket,
+    doc_id): documents in a cluster with any of them are dropped as
     ``minhash_dedup.seen_in_previous_dump``.
     """
 
-    def __init__(self, config: DedupConfig = DedupConfig(), previous=None) -> None:
-        super().__init__(label=MINHASH_STAGE)
+    def __init__(self, config: DedupConfig = DedupConfig(), *, exact: bool = True, near: bool = True,
+                 previous=None, label: str | None = None) -> None:
+        super().__init__(label=label or "Deduplicate")
+        if not (exact or near):
+            raise ValueError("Deduplicate needs exact, near or both")
         self._config = config
+        self._exact = exact
+        self._near = near
         self._previous = previous
 
     def expand(self, docs):
         config = self._config
-        signed = docs | "Sign" >> beam.ParDo(_Sign(config)).with_outputs("members", BAND_KEYS, SHINGLES,
-                                                                          main="docs")
-        members = signed.members
+        signed = docs | "Sign" >> beam.ParDo(_Sign(config, self._exact, self._near)).with_outputs(
+            _MEMBERS, BAND_KEYS, SAMPLES, main=_DIGESTS)
+        # The documents, by id, for the one join with every verdict (module docstring, step 4).
+        joined: dict[str, Any] = {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d))}
+        members, band_key_rows = signed[_MEMBERS], signed[BAND_KEYS]
+        if self._exact:
+            decided = (
+                signed[_DIGESTS]
+                | "GroupByDigest" >> beam.GroupByKey()
+                | "KeepOnePerDigest" >> beam.ParDo(_KeepOnePerDigest(self._near)).with_outputs(
+                    _EXACT_DROPS, _MEMBERS, BAND_KEYS)
+            )
+            joined["exact"] = decided[_EXACT_DROPS]
+            members, band_key_rows = decided[_MEMBERS], decided[BAND_KEYS]
+        if self._near:
+            joined.update(self._near_verdicts(members, signed[SAMPLES]))
+        out = (
+            joined
+            | "JoinVerdicts" >> beam.CoGroupByKey()
+            | "Decide" >> beam.ParDo(_Decide(config, self._exact, self._near)).with_outputs(
+                DROPPED, CLUSTERS, main=KEPT)
+        )
+        result = {KEPT: out[KEPT], DROPPED: out[DROPPED]}
+        if self._near:
+            result.update({CLUSTERS: out[CLUSTERS], BAND_KEYS: band_key_rows})
+        return result
+
+    def _near_verdicts(self, members, samples) -> dict[str, Any]:
+        """LSH buckets -> components -> per document id its cluster and its root's sample."""
+        config = self._config
         if self._previous is not None:
             earlier = self._previous | "PreviousMembers" >> beam.Map(_previous_member)
             members = (members, earlier) | "WithPreviousDump" >> beam.Flatten()
@@ -289,17 +420,46 @@ class MinHashDedup(beam.PTransform):
             | "GroupByRoot" >> beam.GroupByKey()
             | "Memberships" >> beam.FlatMap(_memberships)
         )
-        joined = {"doc": signed.docs, "cluster": clusters}
+        verdicts = {"cluster": clusters}
         if config.verify_jaccard:
-            joined["root_shingles"] = (
-                {"root": signed[SHINGLES],
-                 "member": clusters | "MemberOfRoot" >> beam.Map(lambda e: (e[1][0], e[0]))}
-                | "JoinRootShingles" >> beam.CoGroupByKey()
-                | "RootShingles" >> beam.FlatMap(_root_shingles)
+            verdicts[SAMPLES] = (
+                {"root": samples,
+                 "member": clusters | "NeedsRootSample" >> beam.Filter(_needs_root_sample)
+                 | "MemberOfRoot" >> beam.Map(lambda e: (e[1][0], e[0]))}
+                | "JoinRootSamples" >> beam.CoGroupByKey()
+                | "RootSamples" >> beam.FlatMap(_root_samples)
             )
-        out = (
-            joined
-            | "JoinClusters" >> beam.CoGroupByKey()
-            | "Decide" >> beam.ParDo(_Decide(config)).with_outputs(DROPPED, CLUSTERS, main=KEPT)
-        )
-        return {KEPT: out[KEPT], DROPPED: out[DROPPED], CLUSTERS: out[CLUSTERS], BAND_KEYS: signed[BAND_KEYS]}
+        return verdicts
+
+
+class ExactDedup(Deduplicate):
+    """One document per normalized-text digest: ``{"kept": docs, "dropped": Dropped records}``."""
+
+    def __init__(self, config: DedupConfig = DedupConfig()) -> None:
+        super().__init__(config, exact=True, near=False, label=EXACT_STAGE)
+
+
+class MinHashDedup(Deduplicate):
+    """Near-duplicate removal: ``{"kept", "dropped", "clusters", "band_keys"}``.
+
+    With ``exact=True`` it first does ExactDedup's work too, in the same join of the documents
+    (the ``minhash_dedup`` stage of a recipe that lists ``exact_dedup`` right before it).
+    """
+
+    def __init__(self, config: DedupConfig = DedupConfig(), previous=None, *, exact: bool = False) -> None:
+        super().__init__(config, exact=exact, near=True, previous=previous, label=MINHASH_STAGE)
+
+
+class ExactDedupWithNext(beam.PTransform):
+    """The exact_dedup step of a recipe whose next step is ``MinHashDedup(exact=True)``.
+
+    That step decides both (see ``pipeline/stages.py``), so this one passes every document on and
+    drops none itself; it exists so the recipe and the funnel keep their ExactDedup stage.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(label=EXACT_STAGE)
+
+    def expand(self, docs):
+        return {KEPT: docs | "DecidedByNextStage" >> beam.Map(lambda doc: doc),
+                DROPPED: docs | "NoDropsHere" >> beam.Filter(lambda _: False)}

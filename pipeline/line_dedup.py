@@ -115,6 +115,12 @@ class LineDedup(beam.PTransform):
             | "GroupByLine" >> beam.GroupByKey()
             | "FrequentLines" >> beam.ParDo(_FrequentLines(self._config.max_documents))
         )
+        # The one shuffle of text in this stage, and why it stays a join: each document needs the
+        # frequent lines it contains, and a document can sit on any worker. The alternative, a
+        # side input of every frequent line's hash, would be held whole by every worker and grows
+        # with the corpus (every site brings its own navigation and footer lines), which would break
+        # the memory floor (nothing that grows with the corpus in one worker). The other side of
+        # this join is small: (document id, line hash), for frequent lines only.
         keyed = docs | "KeyById" >> beam.Map(lambda doc: (doc.id, doc))
         outputs = (
             {"doc": keyed, "drop": drop_lists}

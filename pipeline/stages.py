@@ -33,16 +33,28 @@ def _line_dedup(cfg: Any) -> beam.PTransform:
     return LineDedup(cfg.line_dedup)
 
 
-def _exact_dedup(cfg: Any) -> beam.PTransform:
-    from pipeline.dedup import ExactDedup
+def _dedup_together(cfg: Any) -> bool:
+    """Whether the recipe runs minhash_dedup right after exact_dedup.
 
-    return ExactDedup(cfg.dedup)
+    Then both are decided by one :class:`pipeline.dedup.Deduplicate` in the minhash_dedup step, so
+    that documents are joined with their verdicts once rather than once per stage; the
+    exact_dedup step passes the documents through and its drops, still labelled ``ExactDedup``,
+    leave with MinHashDedup's. Nothing runs between the two, so the result is the same.
+    """
+    stages = list(cfg.stages)
+    return any(a == "exact_dedup" and b == "minhash_dedup" for a, b in zip(stages, stages[1:]))
+
+
+def _exact_dedup(cfg: Any) -> beam.PTransform:
+    from pipeline.dedup import ExactDedup, ExactDedupWithNext
+
+    return ExactDedupWithNext() if _dedup_together(cfg) else ExactDedup(cfg.dedup)
 
 
 def _minhash_dedup(cfg: Any) -> beam.PTransform:
     from pipeline.dedup import MinHashDedup
 
-    return MinHashDedup(cfg.dedup)
+    return MinHashDedup(cfg.dedup, exact=_dedup_together(cfg))
 
 
 STAGES: dict[str, StageSpec] = {

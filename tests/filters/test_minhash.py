@@ -20,7 +20,9 @@ from filters.minhash import (
     exact_jaccard,
     keep_key,
     normalize_for_dedup,
+    sampled_jaccard,
     shingle_hashes,
+    shingle_sample,
     text_digest,
 )
 
@@ -138,3 +140,15 @@ def test_config_validation_and_derived_layout() -> None:
         from_dict(DedupConfig, {"keep_rule": ["newest"]})
     cfg = from_dict(DedupConfig, {"threshold": 0.7, "keep_rule": ["highest_quality"]})
     assert cfg.keep_rule == ("highest_quality",) and cfg.threshold == 0.7
+
+
+def test_sampled_jaccard_is_exact_for_complete_samples_and_close_otherwise(words: list[str]) -> None:
+    a = shingle_hashes(normalize_for_dedup(" ".join(words[:4000])), 5)
+    b = shingle_hashes(normalize_for_dedup(" ".join(words[400:4400])), 5)  # J ~ 0.82
+    truth = exact_jaccard(a, b)
+    sample, complete = shingle_sample(a, a.size)
+    assert complete and sampled_jaccard(sample, complete, b) == truth
+    sample, complete = shingle_sample(a, 1024)
+    assert not complete and sample.size == 1024 and np.array_equal(sample, np.sort(a)[:1024])
+    assert abs(sampled_jaccard(sample, complete, b) - truth) < 4 * np.sqrt(truth * (1 - truth) / 1024)
+    assert sampled_jaccard(sample, complete, a) == 1.0

@@ -20,6 +20,7 @@ from filters.document import Document
 from filters.minhash import DedupConfig, MinHasher, band_keys, estimate_jaccard
 from pipeline.connected_components import ConnectedComponents
 from pipeline.dedup import (
+    DUPLICATE_ID,
     EXACT_DUPLICATE,
     NEAR_DUPLICATE,
     SEEN_IN_PREVIOUS_DUMP,
@@ -251,4 +252,45 @@ def test_gutenberg_editions_cluster_by_work() -> None:
     p = BeamTestPipeline(runner="DirectRunner")
     out = p | beam.Create(docs) | MinHashDedup(DedupConfig())
     assert_that(out["clusters"], check)
+    run(p)
+
+
+def test_exact_and_near_in_one_join_match_the_two_stages(words: list[str]) -> None:
+    """Deduplicate(exact and near) joins documents once; its decisions are those of the two stages
+    run one after the other, including exact copies, one id used twice and a shingle-less page."""
+    base = [window(words, 50000 + 700 * i) for i in range(4)]
+    docs = [doc("a", base[0], ts="2019-01-01T00:00:00Z"), doc("a-exact", base[0].upper()),
+            doc("a-near", edited(base[0], 100)), doc("a-near-exact", edited(base[0], 100)),
+            doc("b", base[1]), doc("b-near", edited(base[1], 80, 3), quality=0.5),
+            doc("twice", base[2]), doc("twice", base[3]), doc("twice", base[2]),
+            doc("empty", "..."), doc("empty-too", "!!")]
+    cfg = DedupConfig(max_rounds=4)
+    p = BeamTestPipeline(runner="DirectRunner")
+    created = p | beam.Create(docs)
+    together = created | "Together" >> MinHashDedup(cfg, exact=True)
+    exact = created | "Exact" >> ExactDedup(cfg)
+    apart = exact["kept"] | "Near" >> MinHashDedup(cfg)
+    apart = {**apart, "dropped": (exact["dropped"], apart["dropped"]) | "AllDropped" >> beam.Flatten()}
+
+    def collected(out: dict, name: str) -> beam.PCollection:
+        as_rows = {"kept": lambda d: (d.id, d.text[:40]), "dropped": lambda d: (d.doc.id, d.stage, d.reason),
+                   "clusters": lambda r: tuple(sorted(r.items())),
+                   "band_keys": lambda r: tuple(sorted(r.items()))}
+        return ([out[k] | f"{name}{k}" >> beam.Map(as_rows[k]) | f"{name}{k}List" >> beam.combiners.ToList()
+                 | f"{name}{k}Sorted" >> beam.Map(lambda rows, k=k: (k, sorted(rows))) for k in as_rows]
+                | f"{name}All" >> beam.Flatten() | f"{name}Dict" >> beam.combiners.ToDict())
+
+    expected = beam.pvalue.AsSingleton(collected(apart, "A"))
+    same = collected(together, "T") | beam.Map(lambda t, a: t == a, expected)
+    assert_that(same, equal_to([True]), label="SameAsTwoStages")
+    # b-near has a quality score and b none; "..." and "!!" normalize to the same (empty) text.
+    assert_that(together["kept"] | "KeptIds" >> beam.Map(lambda d: d.id),
+                equal_to(["a", "b-near", "twice", "empty"]), label="Kept")
+    assert_that(reasons(together["dropped"]),
+                equal_to([("a-exact", "ExactDedup", EXACT_DUPLICATE),
+                          ("a-near-exact", "ExactDedup", EXACT_DUPLICATE),
+                          ("twice", "ExactDedup", EXACT_DUPLICATE),
+                          ("empty-too", "ExactDedup", EXACT_DUPLICATE),
+                          ("twice", "MinHashDedup", DUPLICATE_ID), ("a-near", "MinHashDedup", NEAR_DUPLICATE),
+                          ("b", "MinHashDedup", NEAR_DUPLICATE)]), label="Dropped")
     run(p)

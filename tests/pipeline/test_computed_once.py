@@ -16,7 +16,6 @@ import functools
 import os
 import typing as t
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import apache_beam as beam
@@ -32,15 +31,6 @@ distributed = pytest.importorskip("dask.distributed")
 
 N = 60  # elements created; the even ones are kept, the odd ones dropped
 KEPT, DROPPED = "kept", "dropped"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    # As in test_dask_runner: extraction forks a child per worker, which daemonic workers may not do.
-    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as local:
-        yield local.scheduler_address
 
 
 def _record(log_dir: str, step: str, element: object) -> None:

@@ -11,7 +11,6 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import apache_beam as beam
@@ -38,15 +37,6 @@ distributed = pytest.importorskip("dask.distributed")
 WARCS = ["dolma_wget_sample-0000.warc.gz", "dolma_wget_sample-0001.warc.gz", "ukwa_wikipedia-mona-lisa.warc.gz",
          "resiliparse_CC-MAIN-2020-34_sample.warc.gz"]
 SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("n", pa.int64())])
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    # Extraction runs in a child process per worker (pipeline.time_limit); daemonic workers may not fork.
-    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as local:
-        yield local.scheduler_address
 
 
 def dask_args(address: str) -> list[str]:

@@ -39,6 +39,9 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
+from trainer import safe_checkpoint
+from trainer.safe_checkpoint import CheckpointReadError
+
 META_NAME = "meta.json"
 _PREFIX = "step-"
 _NO_GROUP_WARNING = "torch.distributed is disabled, unavailable or uninitialized"
@@ -177,9 +180,9 @@ def load_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Opti
         key: {"state": "", **{name: torch.empty_like(t) for name, t in _rng_tensors().items()}},
     }
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_NO_GROUP_WARNING)
-            dcp.load(state, checkpoint_id=str(path))
+        safe_checkpoint.load(state, path)  # never unpickles code from the checkpoint
+    except CheckpointReadError as exc:
+        raise CheckpointError(str(exc)) from None
     # DCP wraps per-rank failures in CheckpointException, which derives from BaseException.
     except (Exception, CheckpointException) as exc:
         raise CheckpointError(f"{path}: cannot load checkpoint: {exc}") from exc

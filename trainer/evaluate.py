@@ -188,7 +188,8 @@ def format_table(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="refinery eval", description="Held-out loss, perplexity and bits per byte of a checkpoint."
+        prog="refinery eval", description="Held-out loss, perplexity and bits per byte of a checkpoint.",
+        allow_abbrev=False,
     )
     parser.add_argument("--ckpt", type=Path, required=True, help="pretrain output dir or a step dir")
     parser.add_argument("--data", type=Path, required=True, help="mixture.json or one shard directory")
@@ -206,11 +207,12 @@ def main(argv: list[str] | None = None) -> int:
             args.ckpt, args.data, max_windows=args.max_windows, batch_size=args.batch_size,
             tokenizer=args.tokenizer, device=args.device, progress=sys.stderr.isatty(),
         )  # fmt: skip
-    except (LoadError, EvalError, MixtureError, ShardError) as exc:
+        out = args.out or args.ckpt / f"eval-step-{report['step']:08d}.json"
+        dump_json(out, report)
+    # OSError: an unreadable shard or an unwritable --out; its message names the path.
+    except (LoadError, EvalError, MixtureError, ShardError, OSError) as exc:
         print(f"refinery eval: error: {exc}", file=sys.stderr)
         return 2
-    out = args.out or args.ckpt / f"eval-step-{report['step']:08d}.json"
-    dump_json(out, report)
     print(format_table(report))
     print(f"wrote {out}")
     return 0

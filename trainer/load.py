@@ -23,22 +23,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sentencepiece as spm
 import torch
-import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.api import CheckpointException
 
+from trainer import safe_checkpoint
 from trainer.checkpoint import META_NAME, CheckpointError, latest_checkpoint, read_meta
 from trainer.config import ModelConfig
 from trainer.model import Transformer
+from trainer.safe_checkpoint import CheckpointReadError
 
 TOKENIZER_NAME = "tokenizer.model"
-_NO_GROUP_WARNING = "torch.distributed is disabled, unavailable or uninitialized"
 
 
 class LoadError(ValueError):
@@ -157,9 +156,9 @@ def load_weights(step_dir: Path, cfg: ModelConfig, device: torch.device) -> Tran
     model = build_empty(cfg, device)
     state = {"model": model.state_dict()}
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_NO_GROUP_WARNING)
-            dcp.load(state, checkpoint_id=str(step_dir))
+        safe_checkpoint.load(state, step_dir)  # never unpickles code from the checkpoint
+    except CheckpointReadError as exc:
+        raise LoadError(str(exc)) from None
     except (Exception, CheckpointException) as exc:  # a BaseException: DCP wraps per-rank failures in it
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         cause = lines[-1] if lines else type(exc).__name__  # the last line holds the inner error

@@ -366,7 +366,7 @@ def test_fsdp2_on_two_gloo_ranks_inits_and_reduces_like_one_process(tmp_path: Pa
 
     out = tmp_path / "rank0.pt"
     mp.spawn(_gloo_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2)
-    sharded = torch.load(out)
+    sharded = torch.load(out, weights_only=True)
     torch.manual_seed(0)
     with torch.device("meta"):
         model = Transformer(small())

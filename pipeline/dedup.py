@@ -1,11 +1,12 @@
 """Exact and MinHash near-duplicate removal over a whole run, as Beam aggregations.
 
-Both are decided from small records and the documents meet their verdicts once, in one join by
-document id; text never crosses any other shuffle here. :class:`Deduplicate` does either or both:
+Both are decided from small records while the documents wait on disk (``pipeline/spill.py``);
+text crosses no shuffle here. :class:`Deduplicate` does either or both:
 
-1. ``Sign`` reads each document once and emits, apart from the document itself, only what the
-   decisions need: its normalized-text digest, its keep-rule sort key, its LSH band buckets with
-   its MinHash signature, and a bounded sample of its shingle hashes (``dedup.verify_sample``).
+1. The documents are spilled where they are, and ``Sign`` reads each once and emits only what
+   the decisions need: its place (file, row) with its digest and keep-rule sort key, its
+   normalized-text digest, its LSH band buckets with its MinHash signature, and a bounded
+   sample of its shingle hashes (``dedup.verify_sample``).
 2. Exact dedup groups ``digest -> (sort key, id, buckets, signature)`` and keeps the keep-rule
    minimum of each digest; the others become ``(id, exact verdict)``. Only the survivors' buckets
    go on to LSH, so exact duplicates never enter the near-duplicate graph.
@@ -16,15 +17,16 @@ document id; text never crosses any other shuffle here. :class:`Deduplicate` doe
    an earlier dump enter as extra nodes that sort before every current one; a component that
    reaches one of them belongs to the earlier dump, which wins. Each cluster member then receives
    its root's shingle sample (a join of samples, not of documents).
-4. ``JoinVerdicts`` (CoGroupByKey by id) brings each document together with its verdicts, and
-   ``Decide`` keeps or drops it. This is the one shuffle of text: a decision made from a whole
-   corpus has to reach documents that sit anywhere, and a side input of verdicts would put a
-   record per duplicate in every worker's memory.
+4. ``JoinVerdicts`` (CoGroupByKey by id) brings each id's places together with its verdicts, and
+   ``Route`` sends each verdict to the file and row of the copy it concerns. ``Decide`` reads each
+   spill file once with its verdicts and keeps or drops every document in it (a clustered
+   document's text is needed once more here, to verify it against its root's sample).
 
 ``ExactDedup`` and ``MinHashDedup`` are the two halves alone; ``pipeline/stages.py`` runs both as
-one :class:`Deduplicate` when a recipe lists them back to back, which moves the text once
-instead of twice. Memory per worker is bounded by one digest group of small records, one bucket,
-or one node's neighbourhood; none of them is the corpus.
+one :class:`Deduplicate` when a recipe lists them back to back, which spills and reads the
+documents once instead of twice. Memory per worker is bounded by one digest group of small
+records, one bucket, one node's neighbourhood, or one spill file's verdicts; none of them is the
+corpus.
 """
 
 from __future__ import annotations
@@ -50,9 +52,9 @@ from filters.minhash import (
     sampled_jaccard,
     shingle_hashes,
     shingle_sample,
-    text_digest,
 )
 from pipeline.connected_components import ConnectedComponents
+from pipeline.spill import FILES, ApplyVerdicts, Place, Spilled, SpillDocuments, spill_directory
 from pipeline.stage import DROPPED, KEPT, METRICS_NAMESPACE, Dropped
 
 EXACT_STAGE = "ExactDedup"
@@ -67,6 +69,7 @@ SAMPLES = "samples"
 _MEMBERS = "members"
 _DIGESTS = "digests"
 _EXACT_DROPS = "exact_drops"
+_COPIES = "copies"
 
 CLUSTERS_SCHEMA = pa.schema(
     [
@@ -107,6 +110,32 @@ class DigestEntry(NamedTuple):
     signed: Signed | None  # None: near dedup is off, or the document has no shingles
 
 
+class Copy(NamedTuple):
+    """One document with a given id, as the verdicts meet it: where it waits, and what tells it
+    apart from another document with the same id."""
+
+    place: Place
+    key: SortKey
+    digest: str
+
+
+class Drop(NamedTuple):
+    """Verdict: drop the document for ``reason``, decided by ``stage``."""
+
+    stage: str
+    reason: str
+
+
+class Clustered(NamedTuple):
+    """Verdict: the document is in a near-duplicate cluster; whether it stays is settled when its
+    text is read back (verification needs it)."""
+
+    cluster_id: str  # id of the document the cluster keeps
+    size: int
+    previous_root: bool  # the cluster keeps a document of an earlier dump
+    root_sample: tuple[bytes, bool] | None  # the kept document's shingle sample, to verify against
+
+
 def _counter(name: str):
     return Metrics.counter(METRICS_NAMESPACE, name)
 
@@ -136,9 +165,12 @@ class _Sign(beam.DoFn):
         self._hasher = MinHasher(self._config.num_perm, self._config.seed)
         self._no_shingles = _counter(f"{MINHASH_STAGE}.no_shingles")
 
-    def process(self, doc: Document) -> Iterator[Any]:
+    def process(self, spilled: Spilled) -> Iterator[Any]:
+        doc = spilled.doc
         key = keep_key(doc, self._config.keep_rule)
         normalized = normalize_for_dedup(doc.text)  # once, for both the digest and the shingles
+        digest = normalized_digest(normalized)
+        yield beam.pvalue.TaggedOutput(_COPIES, (doc.id, Copy(spilled.place, key, digest)))
         signed = None
         if self._near:
             hashes = shingle_hashes(normalized, self._config.ngram)
@@ -153,7 +185,7 @@ class _Sign(beam.DoFn):
                     sample, complete = shingle_sample(hashes, self._config.verify_sample)
                     yield beam.pvalue.TaggedOutput(SAMPLES, (doc.id, (sample.tobytes(), complete)))
         if self._exact:
-            yield normalized_digest(normalized), DigestEntry(key, doc.id, signed)
+            yield digest, DigestEntry(key, doc.id, signed)
         elif signed is None:
             if self._near:
                 self._no_shingles.inc()  # nothing to compare: it stays a singleton and is kept
@@ -258,13 +290,68 @@ def _root_samples(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[s
             yield member, sample
 
 
-class _Decide(beam.DoFn):
-    """Per document id: the documents with that id and their verdicts -> kept, or dropped with a
-    reason; plus each clustered document's cluster row.
+class _Route(beam.DoFn):
+    """Per document id: the copies with that id and their verdicts -> ``(file, (row, verdict))``
+    for each copy that has one (a copy without one is kept).
 
     Exact verdicts come first (they name a digest and a sort key, so two documents that share an
     id are told apart). Of the rest, with near dedup, two documents with one id would be one graph
     node: the keep-rule first stays, the others are dropped as ``minhash_dedup.duplicate_id``.
+    """
+
+    def __init__(self, exact: bool, near: bool) -> None:
+        self._exact = exact
+        self._near = near
+
+    def setup(self) -> None:
+        self._in = _counter(f"{MINHASH_STAGE}.in")
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple[int, Any]]]:
+        _, joined = element
+        copies = list(joined["copy"])
+        if not copies:
+            return
+        if self._exact:
+            survivors = []
+            for copy, dropped in self._exact_verdicts(copies, joined["exact"]):
+                if dropped:
+                    yield _at(copy, Drop(EXACT_STAGE, EXACT_DUPLICATE))
+                else:
+                    survivors.append(copy)
+            copies = survivors
+        if not (self._near and copies):
+            return
+        self._in.inc(len(copies))
+        first, *extras = sorted(copies, key=lambda c: c.key)
+        for extra in extras:
+            _counter(f"{MINHASH_STAGE}.dropped.{DUPLICATE_ID}").inc()
+            yield _at(extra, Drop(MINHASH_STAGE, DUPLICATE_ID))
+        for cluster_id, size, previous_root in list(joined["cluster"])[:1]:
+            samples = list(joined.get(SAMPLES) or [])[:1]
+            yield _at(first, Clustered(cluster_id, size, previous_root, samples[0] if samples else None))
+
+    @staticmethod
+    def _exact_verdicts(copies: list[Copy], drops: Iterable[tuple[str, SortKey]]) -> Iterator[tuple[Copy, bool]]:
+        """Each copy, and whether its digest group kept another document."""
+        pending = Counter(drops)
+        if len(copies) == 1:  # the usual case: a verdict can only be this copy's
+            yield copies[0], bool(pending)
+            return
+        for copy in copies:
+            mark = (copy.digest, copy.key)
+            dropped = pending[mark] > 0
+            if dropped:
+                pending[mark] -= 1
+            yield copy, dropped
+
+
+def _at(copy: Copy, verdict: Any) -> tuple[str, tuple[int, Any]]:
+    return copy.place.file, (copy.place.row, verdict)
+
+
+class _Judge:
+    """The :class:`~pipeline.spill.Judge` of dedup: a document read back and its verdict -> kept,
+    or dropped with a reason; plus each clustered document's cluster row.
 
     With ``verify_jaccard``, a clustered document is dropped only if its shingle Jaccard with the
     document its cluster keeps reaches the threshold. Connected components join A~B~C even where A
@@ -273,87 +360,45 @@ class _Decide(beam.DoFn):
     sample (exact when it has at most ``verify_sample`` shingles), this document in full.
     """
 
-    def __init__(self, config: DedupConfig, exact: bool, near: bool) -> None:
+    def __init__(self, config: DedupConfig, near: bool) -> None:
         self._config = config
-        self._exact = exact
         self._near = near
 
     def setup(self) -> None:
-        self._in = _counter(f"{MINHASH_STAGE}.in")
         self._kept = _counter(f"{MINHASH_STAGE}.kept")
         self._rescued = _counter(f"{MINHASH_STAGE}.verify.kept_unlike_cluster_root")
 
-    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
-        doc_id, joined = element
-        docs = list(joined["doc"])
-        if not docs:
-            return
-        if self._exact:
-            survivors = []
-            for verdict in self._exact_verdicts(docs, joined["exact"]):
-                if isinstance(verdict, Dropped):
-                    yield beam.pvalue.TaggedOutput(DROPPED, verdict)
-                else:
-                    survivors.append(verdict)
-            docs = survivors
-        if not self._near:
-            yield from docs
-            return
-        if docs:
-            yield from self._near_verdict(doc_id, docs, joined)
-
-    def _exact_verdicts(self, docs: list[Document], drops: Iterable[tuple[str, SortKey]]) -> Iterator[Any]:
-        """Each document, or its Dropped record if its digest group kept another copy."""
-        pending = Counter(drops)
-        if not pending:
-            yield from docs
-        elif len(docs) == 1:  # the usual case: the verdict can only be this document's
-            yield Dropped(docs[0], EXACT_STAGE, EXACT_DUPLICATE)
-        else:
-            for doc in docs:
-                mark = (text_digest(doc.text), keep_key(doc, self._config.keep_rule))
-                if pending[mark]:
-                    pending[mark] -= 1
-                    yield Dropped(doc, EXACT_STAGE, EXACT_DUPLICATE)
-                else:
-                    yield doc
-
-    def _drop(self, doc: Document, reason: str) -> beam.pvalue.TaggedOutput:
-        _counter(f"{MINHASH_STAGE}.dropped.{reason}").inc()
-        return beam.pvalue.TaggedOutput(DROPPED, Dropped(doc, MINHASH_STAGE, reason))
-
-    def _near_verdict(self, doc_id: str, docs: list[Document], joined: dict[str, list[Any]]) -> Iterator[Any]:
-        docs = sorted(docs, key=lambda d: keep_key(d, self._config.keep_rule))
-        infos = list(joined["cluster"])
-        self._in.inc(len(docs))
-        doc, extras = docs[0], docs[1:]
-        for extra in extras:
-            yield self._drop(extra, DUPLICATE_ID)
-        if not infos:
-            self._kept.inc()
+    def apply(self, doc: Document, verdicts: list[Any]) -> Iterator[Any]:
+        if not verdicts:
+            if self._near:
+                self._kept.inc()
             yield doc
             return
-        cluster_id, size, previous_root = infos[0]
-        kept = not previous_root and cluster_id == doc_id
-        root = joined.get(SAMPLES) or []
-        if not kept and root:
-            sample, complete = root[0]
+        verdict = verdicts[0]  # one per copy: _Route gives each copy at most one
+        if isinstance(verdict, Drop):  # counted where it was decided
+            yield beam.pvalue.TaggedOutput(DROPPED, Dropped(doc, verdict.stage, verdict.reason))
+            return
+        kept = not verdict.previous_root and verdict.cluster_id == doc.id
+        if not kept and verdict.root_sample is not None:
+            sample, complete = verdict.root_sample
             own = shingle_hashes(normalize_for_dedup(doc.text), self._config.ngram)
             similarity = sampled_jaccard(np.frombuffer(sample, dtype=np.uint32), complete, own)
             if similarity < self._config.threshold:
                 self._rescued.inc()
                 kept = True
-        row = {"doc_id": doc_id, "cluster_id": cluster_id, "cluster_size": size, "kept": kept}
+        row = {"doc_id": doc.id, "cluster_id": verdict.cluster_id, "cluster_size": verdict.size, "kept": kept}
         yield beam.pvalue.TaggedOutput(CLUSTERS, row)
         if kept:
             self._kept.inc()
             yield doc
         else:
-            yield self._drop(doc, SEEN_IN_PREVIOUS_DUMP if previous_root else NEAR_DUPLICATE)
+            reason = SEEN_IN_PREVIOUS_DUMP if verdict.previous_root else NEAR_DUPLICATE
+            _counter(f"{MINHASH_STAGE}.dropped.{reason}").inc()
+            yield beam.pvalue.TaggedOutput(DROPPED, Dropped(doc, MINHASH_STAGE, reason))
 
 
 class Deduplicate(beam.PTransform):
-    """Exact and/or near-duplicate removal with one join of the documents (module docstring).
+    """Exact and/or near-duplicate removal; the documents are spilled and read back once (module docstring).
 
     Returns ``{"kept", "dropped"}``, plus with ``near`` ``{"clusters", "band_keys"}``:
     :data:`CLUSTERS_SCHEMA` rows, and :data:`BAND_KEYS_SCHEMA` rows for every signed document that
@@ -364,7 +409,7 @@ class Deduplicate(beam.PTransform):
     """
 
     def __init__(self, config: DedupConfig = DedupConfig(), *, exact: bool = True, near: bool = True,
-                 previous=None, label: str | None = None) -> None:
+                 previous=None, label: str | None = None, spill_dir: str | None = None) -> None:
         super().__init__(label=label or "Deduplicate")
         if not (exact or near):
             raise ValueError("Deduplicate needs exact, near or both")
@@ -372,13 +417,16 @@ class Deduplicate(beam.PTransform):
         self._exact = exact
         self._near = near
         self._previous = previous
+        self._spill_dir = spill_dir
 
     def expand(self, docs):
         config = self._config
-        signed = docs | "Sign" >> beam.ParDo(_Sign(config, self._exact, self._near)).with_outputs(
-            _MEMBERS, BAND_KEYS, SAMPLES, main=_DIGESTS)
-        # The documents, by id, for the one join with every verdict (module docstring, step 4).
-        joined: dict[str, Any] = {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d))}
+        directory = spill_directory(docs.pipeline, self._spill_dir)
+        spilled = docs | "Spill" >> SpillDocuments(directory)
+        signed = spilled[KEPT] | "Sign" >> beam.ParDo(_Sign(config, self._exact, self._near)).with_outputs(
+            _COPIES, _MEMBERS, BAND_KEYS, SAMPLES, main=_DIGESTS)
+        # Every document's places by id, for the one join with every verdict (module docstring, step 4).
+        joined: dict[str, Any] = {"copy": signed[_COPIES]}
         members, band_key_rows = signed[_MEMBERS], signed[BAND_KEYS]
         if self._exact:
             decided = (
@@ -391,12 +439,13 @@ class Deduplicate(beam.PTransform):
             members, band_key_rows = decided[_MEMBERS], decided[BAND_KEYS]
         if self._near:
             joined.update(self._near_verdicts(members, signed[SAMPLES]))
-        out = (
+        verdicts = (
             joined
             | "JoinVerdicts" >> beam.CoGroupByKey()
-            | "Decide" >> beam.ParDo(_Decide(config, self._exact, self._near)).with_outputs(
-                DROPPED, CLUSTERS, main=KEPT)
+            | "Route" >> beam.ParDo(_Route(self._exact, self._near))
         )
+        out = (spilled[FILES], verdicts) | "Decide" >> ApplyVerdicts(
+            directory, _Judge(config, self._near), (DROPPED, CLUSTERS))
         result = {KEPT: out[KEPT], DROPPED: out[DROPPED]}
         if self._near:
             result.update({CLUSTERS: out[CLUSTERS], BAND_KEYS: band_key_rows})
@@ -435,19 +484,21 @@ class Deduplicate(beam.PTransform):
 class ExactDedup(Deduplicate):
     """One document per normalized-text digest: ``{"kept": docs, "dropped": Dropped records}``."""
 
-    def __init__(self, config: DedupConfig = DedupConfig()) -> None:
-        super().__init__(config, exact=True, near=False, label=EXACT_STAGE)
+    def __init__(self, config: DedupConfig = DedupConfig(), *, spill_dir: str | None = None) -> None:
+        super().__init__(config, exact=True, near=False, label=EXACT_STAGE, spill_dir=spill_dir)
 
 
 class MinHashDedup(Deduplicate):
     """Near-duplicate removal: ``{"kept", "dropped", "clusters", "band_keys"}``.
 
-    With ``exact=True`` it first does ExactDedup's work too, in the same join of the documents
+    With ``exact=True`` it first does ExactDedup's work too, with the same spill of the documents
     (the ``minhash_dedup`` stage of a recipe that lists ``exact_dedup`` right before it).
     """
 
-    def __init__(self, config: DedupConfig = DedupConfig(), previous=None, *, exact: bool = False) -> None:
-        super().__init__(config, exact=exact, near=True, previous=previous, label=MINHASH_STAGE)
+    def __init__(self, config: DedupConfig = DedupConfig(), previous=None, *, exact: bool = False,
+                 spill_dir: str | None = None) -> None:
+        super().__init__(config, exact=exact, near=True, previous=previous, label=MINHASH_STAGE,
+                         spill_dir=spill_dir)
 
 
 class ExactDedupWithNext(beam.PTransform):

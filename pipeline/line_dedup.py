@@ -3,7 +3,8 @@
 Navigation, cookie banners and footers repeat verbatim on thousands of pages of a dump; no
 single page shows it. Counting needs the whole corpus, so it is a Beam aggregation, never a
 per-worker dict: each document emits its distinct line hashes, a GroupByKey per hash counts the
-documents, and the hashes past the limit are routed back to their documents by a join on id.
+documents, and the hashes past the limit are routed back to the documents that hold them, which
+wait on disk meanwhile (``pipeline/spill.py``).
 The pure parts (normalizing, hashing, removing) are in ``filters/line_dedup.py``.
 """
 
@@ -18,6 +19,7 @@ from apache_beam.metrics import Metrics
 
 from filters import Document
 from filters.line_dedup import lines_with_hashes, remove_lines
+from pipeline.spill import FILES, ApplyVerdicts, Place, Spilled, SpillDocuments, spill_directory
 from pipeline.stage import DROPPED, KEPT, METRICS_NAMESPACE, Dropped
 
 STAGE = "LineDedup"
@@ -42,13 +44,13 @@ class LineDedupConfig:
             raise ValueError("line_dedup.min_chars_after must not be negative")
 
 
-def _distinct_line_hashes(doc: Document) -> Iterator[tuple[int, str]]:
-    for line_hash in {h for _, h in lines_with_hashes(doc.text)}:
-        yield line_hash, doc.id
+def _distinct_line_hashes(spilled: Spilled) -> Iterator[tuple[int, Place]]:
+    for line_hash in {h for _, h in lines_with_hashes(spilled.doc.text)}:
+        yield line_hash, spilled.place
 
 
 class _FrequentLines(beam.DoFn):
-    """(line hash, document ids) -> (document id, hash) for every document, if the line is frequent."""
+    """(line hash, places) -> (file, (row, hash)) for every document it is in, if the line is frequent."""
 
     def __init__(self, max_documents: int) -> None:
         self._max = max_documents
@@ -56,21 +58,24 @@ class _FrequentLines(beam.DoFn):
     def setup(self) -> None:
         self._frequent = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.frequent_lines")
 
-    def process(self, element: tuple[int, Iterable[str]]) -> Iterator[tuple[str, int]]:
-        line_hash, doc_ids = element
+    def process(self, element: tuple[int, Iterable[Place]]) -> Iterator[tuple[str, tuple[int, int]]]:
+        line_hash, places = element
         count = 0
-        for _ in doc_ids:  # count without materializing a group that may hold millions of ids
+        for _ in places:  # count without materializing a group that may hold millions of places
             count += 1
             if count > self._max:
                 break
         if count <= self._max:
             return
         self._frequent.inc()
-        for doc_id in doc_ids:
-            yield doc_id, line_hash
+        for place in places:
+            yield place.file, (place.row, line_hash)
 
 
-class _RemoveLines(beam.DoFn):
+class _RemoveLines:
+    """The :class:`~pipeline.spill.Judge` of this stage: a document and its frequent lines'
+    hashes -> the document without them, or dropped if too little is left."""
+
     def __init__(self, min_chars_after: int) -> None:
         self._min_chars = min_chars_after
 
@@ -79,52 +84,49 @@ class _RemoveLines(beam.DoFn):
         self._kept = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.kept")
         self._lines = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.lines_removed")
 
-    def process(self, element: tuple[str, dict[str, list[Any]]]):
-        _, joined = element
-        drop = frozenset(joined["drop"])
-        for doc in joined["doc"]:
-            self._in.inc()
-            if not drop:
-                self._kept.inc()
-                yield doc
-                continue
-            text = remove_lines(doc.text, drop)
-            removed = len(doc.text.splitlines()) - len(text.splitlines())
-            self._lines.inc(removed)
-            doc = doc.replace(text=text, meta={**doc.meta, "line_dedup_removed": str(removed)})
-            if len(text.strip()) < self._min_chars:
-                reason = "line_dedup.too_short_after_removal"
-                Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.dropped.{reason}").inc()
-                yield beam.pvalue.TaggedOutput(DROPPED, Dropped(doc, STAGE, reason))
-                continue
+    def apply(self, doc: Document, frequent: list[int]) -> Iterator[Any]:
+        self._in.inc()
+        if not frequent:
             self._kept.inc()
             yield doc
+            return
+        text = remove_lines(doc.text, frozenset(frequent))
+        removed = len(doc.text.splitlines()) - len(text.splitlines())
+        self._lines.inc(removed)
+        doc = doc.replace(text=text, meta={**doc.meta, "line_dedup_removed": str(removed)})
+        if len(text.strip()) < self._min_chars:
+            reason = "line_dedup.too_short_after_removal"
+            Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.dropped.{reason}").inc()
+            yield beam.pvalue.TaggedOutput(DROPPED, Dropped(doc, STAGE, reason))
+            return
+        self._kept.inc()
+        yield doc
 
 
 class LineDedup(beam.PTransform):
-    """Documents -> ``{"kept": documents without boilerplate lines, "dropped": Dropped}``."""
+    """Documents -> ``{"kept": documents without boilerplate lines, "dropped": Dropped}``.
 
-    def __init__(self, config: LineDedupConfig) -> None:
+    The documents wait on disk (``pipeline/spill.py``, under ``spill_dir`` or the pipeline's temp
+    location) while the lines are counted; only (line hash, place) records and, for frequent
+    lines, (file, row, hash) records are shuffled. Text crosses no shuffle. The alternative to
+    routing hashes to places, a side input of every frequent line's hash, would be held whole by
+    every worker and grows with the corpus (every site brings its own navigation and footer lines).
+    """
+
+    def __init__(self, config: LineDedupConfig, *, spill_dir: str | None = None) -> None:
         super().__init__()
         self._config = config
+        self._spill_dir = spill_dir
 
     def expand(self, docs):
-        drop_lists = (
-            docs
+        directory = spill_directory(docs.pipeline, self._spill_dir)
+        spilled = docs | "Spill" >> SpillDocuments(directory)
+        frequent = (
+            spilled[KEPT]
             | "DistinctLineHashes" >> beam.FlatMap(_distinct_line_hashes)
             | "GroupByLine" >> beam.GroupByKey()
             | "FrequentLines" >> beam.ParDo(_FrequentLines(self._config.max_documents))
         )
-        # The one shuffle of text in this stage, and why it stays a join: each document needs the
-        # frequent lines it contains, and a document can sit on any worker. The alternative, a
-        # side input of every frequent line's hash, would be held whole by every worker and grows
-        # with the corpus (every site brings its own navigation and footer lines), which would break
-        # the memory floor (nothing that grows with the corpus in one worker). The other side of
-        # this join is small: (document id, line hash), for frequent lines only.
-        keyed = docs | "KeyById" >> beam.Map(lambda doc: (doc.id, doc))
-        outputs = (
-            {"doc": keyed, "drop": drop_lists}
-            | "JoinDocuments" >> beam.CoGroupByKey()
-            | "RemoveLines" >> beam.ParDo(_RemoveLines(self._config.min_chars_after)).with_outputs(DROPPED, main=KEPT)
-        )
+        outputs = (spilled[FILES], frequent) | "RemoveLines" >> ApplyVerdicts(
+            directory, _RemoveLines(self._config.min_chars_after), (DROPPED,))
         return {KEPT: outputs[KEPT], DROPPED: outputs[DROPPED]}

@@ -40,6 +40,7 @@ CLUSTERS_DIR = "clusters"
 BAND_KEYS_DIR = "band_keys"
 SHARDS_DIR = "shards"
 FUNNEL_DIR = "_funnel"
+SPILL_DIR = "_spill"  # documents waiting for a corpus-wide verdict (pipeline/spill.py); emptied by the run
 REJECTS_SCHEMA = ARROW_SCHEMA.append(pa.field("stage", pa.string())).append(pa.field("reason", pa.string()))
 
 
@@ -123,7 +124,7 @@ def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineC
     extra_outputs: dict[str, Any] = {}
     for name in cfg.stages:
         spec = STAGES[name]
-        result = docs | spec.label >> spec.build(cfg)
+        result = docs | spec.label >> spec.build(cfg, out.path(SPILL_DIR, spec.label))
         docs = result[KEPT]
         dropped.append(result[DROPPED])
         extra_outputs.update({k: v for k, v in result.items() if k not in (KEPT, DROPPED)})

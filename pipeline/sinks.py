@@ -99,7 +99,7 @@ class WrittenFile:
     path: str
 
 
-class _OpenFile:
+class OpenFile:
     """A temporary file being written: its handle, its format's writer, its rows so far."""
 
     def __init__(self, path: str, fmt: FileFormat) -> None:
@@ -135,12 +135,12 @@ class _WriteBundles(beam.DoFn):
         self._rows_per_file = rows_per_file
 
     def start_bundle(self) -> None:
-        self._open: _OpenFile | None = None
+        self._open: OpenFile | None = None
 
     def process(self, row: Any) -> Iterator[WrittenFile]:
         if self._open is None:
             path = FileSystems.join(self._temp_dir, f"bundle-{uuid.uuid4().hex}")
-            self._open = _OpenFile(path, self._format)
+            self._open = OpenFile(path, self._format)
         self._open.write(row)
         if self._open.rows >= self._rows_per_file:
             yield self._open.close()
@@ -163,7 +163,7 @@ class _WriteShard(beam.DoFn):
         shard, rows = item
         # A fresh name per attempt: a retried bundle never appends to a half-written file.
         path = FileSystems.join(self._temp_dir, f"shard-{shard:05d}-{uuid.uuid4().hex}")
-        out = _OpenFile(path, self._format)
+        out = OpenFile(path, self._format)
         for row in rows:
             out.write(row)
         written = out.close()
@@ -185,7 +185,7 @@ class _Finalize(beam.DoFn):
         # hand the same record twice.
         files = sorted(set(written))
         if not files:
-            empty = _OpenFile(FileSystems.join(self._temp_dir, "empty"), self._format)
+            empty = OpenFile(FileSystems.join(self._temp_dir, "empty"), self._format)
             files = [empty.close()]
         count = len(files)
         targets = [final_name(self._prefix, i, count, self._suffix) for i in range(count)]
@@ -193,12 +193,12 @@ class _Finalize(beam.DoFn):
         pending = [(f.path, t) for f, t in zip(files, targets, strict=True) if FileSystems.exists(f.path)]
         if pending:
             FileSystems.rename([s for s, _ in pending], [t for _, t in pending])
-        _remove_dir(self._temp_dir)
+        remove_dir(self._temp_dir)
         log.debug("%s: %d file(s) written", self._prefix, count)
         yield from targets
 
 
-def _remove_dir(directory: str) -> None:
+def remove_dir(directory: str) -> None:
     """Object stores have no directories: delete what is under it, then the local directory if any."""
     leftovers = [m.path for r in FileSystems.match([FileSystems.join(directory, "*")]) for m in r.metadata_list]
     if leftovers:

@@ -20,24 +20,26 @@ from pipeline.stage import FilterStage
 @dataclass(frozen=True)
 class StageSpec:
     label: str
-    build: Callable[[Any], beam.PTransform]  # pipeline config -> PTransform returning {"kept", "dropped", ...}
+    # (pipeline config, a scratch directory of the run for this stage) -> PTransform returning
+    # {"kept", "dropped", ...}. Stages that decide from the whole corpus park documents there.
+    build: Callable[[Any, str], beam.PTransform]
 
 
 def _filter(label: str, section: str) -> StageSpec:
-    return StageSpec(label, lambda cfg: FilterStage(label, [getattr(cfg, section)]))
+    return StageSpec(label, lambda cfg, _: FilterStage(label, [getattr(cfg, section)]))
 
 
-def _line_dedup(cfg: Any) -> beam.PTransform:
+def _line_dedup(cfg: Any, scratch: str) -> beam.PTransform:
     from pipeline.line_dedup import LineDedup
 
-    return LineDedup(cfg.line_dedup)
+    return LineDedup(cfg.line_dedup, spill_dir=scratch)
 
 
 def _dedup_together(cfg: Any) -> bool:
     """Whether the recipe runs minhash_dedup right after exact_dedup.
 
     Then both are decided by one :class:`pipeline.dedup.Deduplicate` in the minhash_dedup step, so
-    that documents are joined with their verdicts once rather than once per stage; the
+    that documents are spilled and read back once rather than once per stage; the
     exact_dedup step passes the documents through and its drops, still labelled ``ExactDedup``,
     leave with MinHashDedup's. Nothing runs between the two, so the result is the same.
     """
@@ -45,16 +47,16 @@ def _dedup_together(cfg: Any) -> bool:
     return any(a == "exact_dedup" and b == "minhash_dedup" for a, b in zip(stages, stages[1:]))
 
 
-def _exact_dedup(cfg: Any) -> beam.PTransform:
+def _exact_dedup(cfg: Any, scratch: str) -> beam.PTransform:
     from pipeline.dedup import ExactDedup, ExactDedupWithNext
 
-    return ExactDedupWithNext() if _dedup_together(cfg) else ExactDedup(cfg.dedup)
+    return ExactDedupWithNext() if _dedup_together(cfg) else ExactDedup(cfg.dedup, spill_dir=scratch)
 
 
-def _minhash_dedup(cfg: Any) -> beam.PTransform:
+def _minhash_dedup(cfg: Any, scratch: str) -> beam.PTransform:
     from pipeline.dedup import MinHashDedup
 
-    return MinHashDedup(cfg.dedup, exact=_dedup_together(cfg))
+    return MinHashDedup(cfg.dedup, exact=_dedup_together(cfg), spill_dir=scratch)
 
 
 STAGES: dict[str, StageSpec] = {

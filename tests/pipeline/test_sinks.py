@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.sinks import ParquetFormat, WriteJsonLines, WriteParquet, _Finalize, _OpenFile
+from pipeline.sinks import ParquetFormat, WriteJsonLines, WriteParquet, _Finalize, OpenFile
 
 SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("n", pa.int64())])
 ROWS = [{"id": f"r{i:04d}", "n": i} for i in range(1000)]
@@ -62,7 +62,7 @@ def test_finalize_takes_only_the_files_it_is_told_about(tmp_path: Path) -> None:
     fmt = ParquetFormat(SCHEMA)
     written = []
     for name, rows in (("b", ROWS[500:]), ("a", ROWS[:500]), ("stray", ROWS[:10])):
-        out = _OpenFile(FileSystems.join(temp, name), fmt)
+        out = OpenFile(FileSystems.join(temp, name), fmt)
         for row in rows:
             out.write(row)
         written.append(out.close())

@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 POOL = "refinery_heavy"  # `airflow pools set refinery_heavy 4 "pipeline runs"` caps concurrent runs
 MAX_BATCHES = 1024  # Airflow's default [core] max_map_length; raise both together
 RUNNERS = ["DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "pipeline.dask_runner.DaskRunner"]
-# Flags that refinery itself owns; runner_options may not smuggle them in.
-RESERVED_FLAGS = {"--input", "--output", "--config", "--set", "--overwrite", "--limit", "--base-url", "--runner"}
 
 HEAVY = {
     "pool": POOL,
@@ -84,9 +82,10 @@ def validate() -> dict[str, Any]:
     if cli.is_local(executable) and not os.access(executable, os.X_OK):
         raise AirflowFailException(f"refinery executable not found or not executable: {executable} "
                                    "(set the `refinery` param, the refinery_executable Variable or $REFINERY_EXECUTABLE)")
-    for flag in params["runner_options"]:
-        if flag.split("=", 1)[0] in RESERVED_FLAGS:
-            raise AirflowFailException(f"runner_options may not set {flag.split('=', 1)[0]}; use the DAG's own params")
+    try:
+        cli.check_runner_options(params["runner_options"])  # refinery's own flags, in any spelling
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
     for name in ("config", "mixture", "tokenizer", "pretrain_config") + (("pretrain_model",) if params["pretrain"] else ()):
         path = params[name]
         if path and cli.is_local(path) and not Path(path.removeprefix("file://")).exists():

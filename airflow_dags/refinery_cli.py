@@ -23,10 +23,34 @@ REPO = Path(__file__).resolve().parent.parent
 ENV_VAR = "REFINERY_EXECUTABLE"
 DEFAULT_EXECUTABLE = REPO / ".venv" / "bin" / "refinery"
 COMMONCRAWL_BASE_URL = "https://data.commoncrawl.org/"
+# `refinery run`'s own flags, and --runner (a DAG param): runner_options may not pass them in any
+# spelling. The CLI expands no abbreviations and refuses a Beam flag that abbreviates one of its
+# own; refusing prefixes here too fails a bad trigger before any batch starts.
+RESERVED_FLAGS = ("--input", "--output", "--config", "--set", "--overwrite", "--limit", "--base-url",
+                  "--runner", "--verbose", "--help")
+# What runner_options may hold: one Beam pipeline option per entry, --name or --name=value (Beam's
+# names are snake_case; refinery's own use dashes). Beam's full list is not checked: it lives in the
+# pipeline's venv and grows with each runner's plugins (Dask, Flink).
+BEAM_OPTION = re.compile(r"--[A-Za-z0-9_]+(=.*)?", re.DOTALL)
 
 
 class SubcommandMissing(RuntimeError):
     """The installed refinery has no such subcommand (yet); the task should skip, not fail."""
+
+
+def check_runner_options(options: Sequence[str]) -> None:
+    """Raise ValueError naming the first entry that is not a Beam option, or that refinery would read."""
+    for entry in options:
+        if not BEAM_OPTION.fullmatch(entry):
+            raise ValueError(f"runner_options entry {entry!r}: not a Beam option (--name or --name=value)")
+        name = entry.split("=", 1)[0]
+        if name in RESERVED_FLAGS:
+            raise ValueError(f"runner_options entry {entry!r}: {name} is refinery's own flag; "
+                             "use the DAG's params (output_root, config, overrides, runner) instead")
+        clashes = [flag for flag in RESERVED_FLAGS if flag.startswith(name)]
+        if clashes:
+            raise ValueError(f"runner_options entry {entry!r}: {name} abbreviates refinery's own "
+                             f"{' and '.join(clashes)}; runner_options may hold Beam options only")
 
 
 def resolve_executable(explicit: str | None = None, variable: str | None = None) -> str:

@@ -38,6 +38,7 @@ import yaml
 
 from filters.config import ConfigError, load_yaml, read_mapping
 from filters.text_sources import SUPPORTED_SUFFIXES, chunk_plain_text, read_texts
+from pipeline.cli import refuse_abbreviations
 from pipeline.config import DEFAULT_CONFIG, PipelineConfig, load_config
 
 log = logging.getLogger(__name__)
@@ -501,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="refinery ablate",
         description="Curate the same input with each recipe, train the same proxy model on each result for "
-                    "the same tokens and seeds, and compare them on one held-out reference set.")
+                    "the same tokens and seeds, and compare them on one held-out reference set.",
+        allow_abbrev=False)
     parser.add_argument("--recipes", nargs="+", required=True, metavar="RECIPE.yaml",
                         help="recipe files (configs/ablations/*.yaml); at least one")
     parser.add_argument("--input", nargs="+", required=True, metavar="PATH",
@@ -530,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, beam_args = parser.parse_known_args(argv)
+        refuse_abbreviations(parser, beam_args)
     except SystemExit as exc:
         return int(exc.code or 0)
     try:

@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if extra and not getattr(args, "accepts_beam_args", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    refuse_abbreviations(args.command_parser, extra)
     _setup_logging(args.verbose)
     try:
         return args.handler(args, extra)
@@ -69,6 +70,21 @@ def _delegate(command: str, argv: list[str]) -> int:
     return int(getattr(importlib.import_module(module_name), function)(argv) or 0)
 
 
+def refuse_abbreviations(parser: argparse.ArgumentParser, beam_args: Sequence[str]) -> None:
+    """Exit 2 on a Beam argument that abbreviates one of ``parser``'s own flags (``--out`` for ``--output``).
+
+    Parsers here never expand abbreviations (allow_abbrev=False), so ``--out=/x`` would reach Beam,
+    which drops flags it does not know with a warning; a mistyped flag of ours must not pass unseen.
+    """
+    own = [flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")]
+    for arg in beam_args:
+        name = arg.split("=", 1)[0]
+        matches = [flag for flag in own if flag.startswith(name)] if name.startswith("--") else []
+        if matches:
+            parser.error(f"unrecognized arguments: {arg} (flags are never abbreviated; "
+                         f"did you mean {' or '.join(matches)}?)")
+
+
 def _is_user_error(exc: Exception) -> bool:
     from filters.config import ConfigError
     from pipeline.estimate import EstimateError
@@ -82,9 +98,11 @@ def _is_user_error(exc: Exception) -> bool:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False everywhere: `--out` must not silently mean `--output` (issue 17).
     parser = argparse.ArgumentParser(
         prog="refinery",
         description="Curate web-scale pretraining data on Apache Beam, and pretrain on it.",
+        allow_abbrev=False,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -148,15 +166,15 @@ def _parser() -> argparse.ArgumentParser:
     qs.add_argument("--output", required=True, help="directory for positive*.jsonl and negative*.jsonl")
 
     for name, (_, help_text) in DELEGATED.items():
-        sub.add_parser(name, help=help_text, add_help=False)
+        sub.add_parser(name, help=help_text, add_help=False, allow_abbrev=False)
     return parser
 
 
 def _command(sub, name: str, handler: Callable, help_text: str, beam: bool = False) -> argparse.ArgumentParser:
     epilog = ("Any other --flags are passed to Beam as pipeline options, e.g. --runner DataflowRunner, "
               "--direct_num_workers 2 --direct_running_mode multi_processing.") if beam else None
-    parser = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog)
-    parser.set_defaults(handler=handler, accepts_beam_args=beam)
+    parser = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog, allow_abbrev=False)
+    parser.set_defaults(handler=handler, accepts_beam_args=beam, command_parser=parser)
     return parser
 
 

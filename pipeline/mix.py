@@ -252,7 +252,9 @@ def parse_source(spec: str) -> tuple[str | None, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``refinery mix``: 0 written (warnings on stderr), 2 bad recipe or sources (one line)."""
-    parser = argparse.ArgumentParser(prog="refinery mix", description="Build mixture.json from per-source shards.")
+    parser = argparse.ArgumentParser(
+        prog="refinery mix", description="Build mixture.json from per-source shards.", allow_abbrev=False
+    )
     parser.add_argument("--config", default=str(DEFAULT_RECIPE), help="mixture recipe YAML (default: LLaMA-1)")
     parser.add_argument("--source", action="append", required=True, metavar="[NAME=]PATH",
                         help="a run dir, shard dir or manifest.json; NAME defaults to the manifest's source "

@@ -211,7 +211,9 @@ def report(run_dirs: Sequence[str | Path], output_dir: str | Path, mixture: str 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``refinery report RUN_DIR...``: 0 written, 2 not a run / unreadable input (one line)."""
-    parser = argparse.ArgumentParser(prog="refinery report", description="Write report.html and report.json for runs.")
+    parser = argparse.ArgumentParser(
+        prog="refinery report", description="Write report.html and report.json for runs.", allow_abbrev=False
+    )
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("--mixture", default=None, help="mixture.json from `refinery mix`")
     parser.add_argument("--out", default=None, help="output directory (default: the first RUN_DIR)")

@@ -299,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="refinery train-tokenizer",
         description="Train a sentencepiece BPE tokenizer with LLaMA's settings on documents.",
+        allow_abbrev=False,
     )
     parser.add_argument("--input", nargs="+", required=True, metavar="DOCS",
                         help="documents: run dirs, Parquet/JSONL/txt files, directories or globs")

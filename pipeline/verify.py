@@ -57,7 +57,9 @@ def verify(path: str | Path, *, checksums: bool = True) -> list[Problem]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``refinery verify DIR...``: 0 all sound, 1 problems found (each on stdout), 2 no such path."""
-    parser = argparse.ArgumentParser(prog="refinery verify", description="Check token shards against their manifests.")
+    parser = argparse.ArgumentParser(
+        prog="refinery verify", description="Check token shards against their manifests.", allow_abbrev=False
+    )
     parser.add_argument("paths", nargs="+", metavar="DIR", help="shard dir, run dir, mixture dir or manifest")
     parser.add_argument("--no-checksums", action="store_true", help="check sizes and offsets only (no hashing)")
     args = parser.parse_args(argv)

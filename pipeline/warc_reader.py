@@ -387,10 +387,12 @@ def _iter_framed_warc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) 
 
     For files warcio refuses: ClueWeb09's records end with one newline too few, and a
     whole-file-gzip stream has no per-record members to frame by. Offsets are positions in the
-    uncompressed stream. Bytes skipped while resyncing are reported as a ``corrupt`` record.
+    uncompressed stream. Bytes skipped while resyncing are reported as a ``corrupt`` record; a file
+    that is nothing but such bytes (random data, an HTML error page) is then a CorruptArchive too.
     """
     loader = ArcWarcRecordLoader(arc2warc=True)
     offset = 0
+    framed = False  # whether any WARC header line has been seen
     while True:
         line = stream.readline(_MAX_LINE)
         if not line:
@@ -406,8 +408,11 @@ def _iter_framed_warc(stream: BinaryIO, warc_file: str, max_payload_bytes: int) 
             log.warning("%s: skipped %d unframed bytes at offset %d", warc_file, offset - len(line) - start, start)
             yield RawRecord(warc_file, start, "corrupt", _derived_id(warc_file, start), "", "", None, None)
             if not line:
+                if not framed:  # nothing but unframed bytes: a broken file, not a record of junk
+                    raise CorruptArchive(warc_file, start, f"no WARC record in its {offset - start} bytes")
                 return
             start = offset - len(line)
+        framed = True
         block = [line]
         while True:
             header = stream.readline(_MAX_LINE)

@@ -371,7 +371,7 @@ def import_hf(
 def main(argv: list[str] | None = None) -> int:
     """``refinery export-hf``."""
     parser = argparse.ArgumentParser(
-        prog="refinery export-hf", description="Write a Hugging Face checkpoint."
+        prog="refinery export-hf", description="Write a Hugging Face checkpoint.", allow_abbrev=False
     )
     parser.add_argument("--ckpt", type=Path, required=True, help="pretrain output dir or a step dir")
     parser.add_argument("--out", type=Path, required=True, help="new directory for the export")
@@ -394,6 +394,7 @@ def import_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="refinery import-hf",
         description="Turn a Llama/Mistral Hugging Face checkpoint into a refinery one.",
+        allow_abbrev=False,
     )
     parser.add_argument("--hf", type=Path, required=True, help="directory with config.json + *.safetensors")
     parser.add_argument("--out", type=Path, required=True, help="new run directory")

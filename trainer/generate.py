@@ -148,7 +148,8 @@ def _until_eos(row: list[int], eos_id: int | None) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="refinery generate", description="Sample continuations of prompts from a trained checkpoint."
+        prog="refinery generate", description="Sample continuations of prompts from a trained checkpoint.",
+        allow_abbrev=False,
     )
     parser.add_argument("--ckpt", type=Path, required=True, help="run dir or one step dir")
     parser.add_argument("--prompt", action="append", required=True, help="prompt text; repeat for a batch")

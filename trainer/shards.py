@@ -414,8 +414,12 @@ def verify(path: str | Path, *, checksums: bool = True) -> list[Problem]:
     for info in manifest.shards:
         bin_path, idx_path = manifest.dir / info.bin, manifest.dir / info.idx
         size = bin_path.stat().st_size
-        if size != info.bytes or size != info.tokens * itemsize:
-            message = f"{size} bytes on disk, manifest says {info.bytes} ({info.tokens} tokens)"
+        if size != info.bytes:
+            problems.append(Problem(bin_path, f"{size} bytes on disk, manifest says {info.bytes}"))
+            continue
+        if size != info.tokens * itemsize:
+            message = (f"manifest says {info.tokens} tokens, but its {size} bytes hold "
+                       f"{size / itemsize:.15g} {manifest.dtype} tokens")
             problems.append(Problem(bin_path, message))
             continue
         if idx_path.stat().st_size != 8 * (info.documents + 1):

@@ -136,7 +136,7 @@ def test_too_many_broken_files_fail_the_run_and_name_them(tmp_path: Path) -> Non
         (["run", "--input", ALL_WARCS, "--output", "OUT", "--set", "extract.no_such_key=1"],
          "unknown key 'extract.no_such_key'"),
         (["run", "--input", ALL_WARCS, "--output", "OUT", "--set", "extract.engine=lynx"],
-         "extract.engine: 'lynx' is not one of"),
+         "--set extract.engine=lynx: 'lynx' is not one of"),
         (["run", "--input", ALL_WARCS, "--output", "OUT", "--config", "/nonexistent.yaml"], "config file not found"),
         (["run", "--input", ALL_WARCS, "--output", "OUT", "--runner", "NoSuchRunner"], "NoSuchRunner"),
     ],

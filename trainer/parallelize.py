@@ -11,6 +11,9 @@ recomputation, and FSDP wraps the result so that each block's parameters are gat
 On GPU, materialization comes last, so every rank allocates only its own shard before ``init_weights``
 fills it; on a CPU mesh the full model is initialized first and then sharded (see below for why).
 
+After ``parallelize`` the trainer touches FSDP2 through two helpers only: ``reshard`` after every forward
+run without grad, and ``set_gradient_sync`` around gradient accumulation.
+
 Works in one process (no FSDP unless a process group is up) and with any backend: NCCL on GPU, and gloo
 on CPU for tests, where mixed precision is off because CPU bf16 matmuls are slow and the point there is
 correctness. Mixed precision on GPU follows LLaMA-style training practice: bf16 parameters and
@@ -24,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointImpl, checkpoint_wrapper
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from trainer.model import Transformer
 
@@ -110,3 +113,34 @@ def _materialize(model: Transformer, device: torch.device, *, move_real: bool) -
             model.init_weights()
     elif move_real:
         model.to(device)
+
+
+def reshard(model: nn.Module) -> None:
+    """Return every FSDP2 module of ``model`` to its sharded state; a no-op without FSDP.
+
+    Call after any forward run without grad (held-out evaluation, the silent-corruption recompute).
+    FSDP2 frees a module's gathered parameters after its forward only when it reshards after
+    forward, which the root never does (``fully_shard`` special-cases it, since training gathers it
+    again at once for the backward) and the last block does not either (``parallelize`` keeps it
+    gathered for its backward). In training the backward reshards them; a no-grad forward has no
+    backward, so they stay gathered. Their gathered copies are separate tensors that
+    ``optimizer.step()`` (which updates the shards) does not touch, and ``unshard()`` does nothing for
+    a module already gathered, so the next step would run its forward and backward with the weights
+    from before the update.
+    """
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()  # not recursive: one call per FSDP module
+
+
+def set_gradient_sync(model: nn.Module, enabled: bool) -> None:
+    """Whether the next backward reduce-scatters gradients across ranks (FSDP2); a no-op without FSDP.
+
+    With gradient accumulation, the trainer turns it off for every micro-batch but the last: each
+    rank then sums its micro-batches' gradients locally, unsharded and in float32, and the last
+    backward reduces that sum once, one reduce-scatter per FSDP module per step instead of one per
+    micro-batch. The price is memory: between micro-batches each rank holds a full float32 gradient
+    of every parameter (4 bytes per parameter, unsharded) instead of its shard.
+    """
+    if isinstance(model, FSDPModule):
+        model.set_requires_gradient_sync(enabled)  # recurses into every FSDP module

@@ -49,7 +49,7 @@ from trainer.metrics import MetricsFile, StepRecord, attach_log_file, configure_
 from trainer.mfu import mfu
 from trainer.mixture import Mixture, MixtureError, load_mixture
 from trainer.model import Transformer
-from trainer.parallelize import parallelize
+from trainer.parallelize import parallelize, reshard, set_gradient_sync
 from trainer.schedule import lr_at
 from trainer.shards import ShardError, verify
 from trainer.train_config import TrainConfig
@@ -103,6 +103,13 @@ class Trainer:
     def _setup(self, model_config: Path, data: Path, resume: bool) -> None:
         cfg = self.cfg
         self.device = _pick_device(cfg.device)
+        self._autocast = self.device.type == "cuda" and cfg.bf16
+        if cfg.sdc_check_every and cfg.compile and self._autocast and cfg.sdc_tolerance == 0:
+            raise TrainError(
+                "sdc_check_every with compile and bf16 needs sdc_tolerance > 0: compiled bf16 forwards with "
+                "and without grad round differently, so every check would fail on healthy hardware (see "
+                "TrainConfig.sdc_tolerance; benchmarks/sdc_recompute.py measures the difference)"
+            )
         self.mixture = load_mixture(data)
         self._check_shards(self.mixture)
         self.model_cfg = _model_config(model_config, self.mixture, cfg)
@@ -158,7 +165,6 @@ class Trainer:
         self.rollbacks = 0
         self.last_checkpoint: Path | None = None
         self.heldout: dict[str, float] = {}
-        self._autocast = self.device.type == "cuda" and cfg.bf16
         if resume and existing is not None:
             self._restore(existing, restore_data=True)
             log.info("resumed from %s at step %d", existing, self.step)
@@ -240,7 +246,10 @@ class Trainer:
         started = time.perf_counter()
         loss_sum = torch.zeros((), device=self.device)
         first: tuple[Batch, torch.Tensor] | None = None
-        for _ in range(self.grad_accum):
+        for i in range(self.grad_accum):
+            # Under FSDP2 only the last micro-batch's backward reduces gradients across ranks; the
+            # others accumulate locally (trainer.parallelize.set_gradient_sync).
+            set_gradient_sync(self.model, i == self.grad_accum - 1)
             batch = self.loader.next_batch()
             loss = self._loss(batch)
             (loss / self.grad_accum).backward()
@@ -292,9 +301,16 @@ class Trainer:
         """Recompute one micro-batch's forward with unchanged weights; a different loss means the
         hardware computed something else from the same inputs (Meta's LLaMA-3 report, sec. 3.3.4,
         names silent data corruption among the failures of large runs). True on any rank's mismatch
-        when the action is rollback; raises when it is stop."""
-        with torch.no_grad():
-            again = self._loss(batch).detach()
+        when the action is rollback; raises when it is stop. Every rank reaches the same verdict.
+
+        The recompute must leave FSDP2 as it found it: without the reshard, the root and the last
+        block would stay gathered with this step's pre-update weights and the next step would train
+        on them (see ``trainer.parallelize.reshard``)."""
+        try:
+            with torch.no_grad():
+                again = self._loss(batch).detach()
+        finally:
+            reshard(self.model)
         bad = not losses_agree(float(trained_loss), float(again), self.cfg.sdc_tolerance)
         if bad:
             log.error(
@@ -312,9 +328,15 @@ class Trainer:
 
     # -- evaluation ---------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Mean held-out loss per source over the same ``eval_windows`` windows each time."""
+        try:
+            with torch.no_grad():
+                return self._evaluate()
+        finally:
+            reshard(self.model)  # frees the gathered root and last block (trainer.parallelize.reshard)
+
+    def _evaluate(self) -> dict[str, float]:
         results = {}
         for s, name in enumerate(self.loader.source_names):
             total = torch.zeros(2, device=self.device, dtype=torch.float64)  # (loss sum, tokens)
@@ -443,7 +465,7 @@ def pretrain(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="refinery pretrain", description="Pretrain a decoder on a shard mixture."
+        prog="refinery pretrain", description="Pretrain a decoder on a shard mixture.", allow_abbrev=False
     )
     parser.add_argument("--model", type=Path, required=True, help="model YAML (configs/model/*.yaml)")
     parser.add_argument("--data", type=Path, required=True, help="mixture.json written by `refinery mix`")

@@ -1,6 +1,7 @@
 """Turning what the user typed after --input into a sorted list of archive files, and opening them.
 
-Accepted: local paths and globs, anything Beam's FileSystems knows (``gs://``, ``s3://`` with the
+Accepted: local paths and globs, ``file://`` URLs (read as the local paths they name; Beam's
+FileSystems has no such scheme), anything Beam's FileSystems knows (``gs://``, ``s3://`` with the
 matching Beam extra installed), and a CommonCrawl ``warc.paths.gz`` manifest, whose relative
 paths are joined to a base URL (CommonCrawl's public HTTPS endpoint unless told otherwise).
 The list is sorted and de-duplicated so that a re-run sees the same files in the same order.
@@ -12,6 +13,7 @@ import gzip
 import io
 import logging
 import os
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import BinaryIO
@@ -26,6 +28,7 @@ _MANIFEST_SUFFIXES = (".paths", ".paths.gz")
 _HTTP = ("http://", "https://")
 ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet.gz", ".wat.gz")
 _GLOB_CHARS = "*?["
+_FILE = "file://"
 
 
 class InputError(ValueError):
@@ -34,6 +37,23 @@ class InputError(ValueError):
 
 def is_manifest(path: str) -> bool:
     return path.endswith(_MANIFEST_SUFFIXES)
+
+
+def local_path(path: str) -> str:
+    """``file:///data/x.warc.gz`` as ``/data/x.warc.gz``; any other path unchanged.
+
+    Beam's FileSystems knows no ``file`` scheme and would answer "install apache-beam[gcp]",
+    yet the DAG's ``base_url`` allows ``file://``. Percent escapes are decoded, as ``Path.as_uri``
+    writes them.
+    """
+    if not path.startswith(_FILE):
+        return path
+    rest = path[len(_FILE):]
+    if rest.startswith("localhost/"):
+        rest = rest[len("localhost"):]
+    if not rest.startswith("/"):
+        raise InputError(f"{path}: a file:// URL must name an absolute local path, as in file:///data/crawl/")
+    return urllib.parse.unquote(rest)
 
 
 def resolve_inputs(
@@ -50,7 +70,7 @@ def resolve_inputs(
     take a directory as one input (a source tree) get the directory itself.
     """
     files: set[str] = set()
-    for spec in specs:
+    for spec in map(local_path, specs):
         if is_manifest(spec):
             files.update(read_manifest(spec, base_url))
         elif spec.startswith(_HTTP):
@@ -64,7 +84,9 @@ def resolve_inputs(
 
 
 def read_manifest(path: str, base_url: str = COMMONCRAWL_BASE_URL) -> list[str]:
-    """The archive URLs a ``warc.paths[.gz]`` manifest lists, joined to ``base_url``."""
+    """The archive URLs a ``warc.paths[.gz]`` manifest lists, joined to ``base_url``; ``file://``
+    ones become local paths."""
+    path = local_path(path)
     try:
         with open_archive(path) as raw:
             data = raw.read()
@@ -82,7 +104,7 @@ def read_manifest(path: str, base_url: str = COMMONCRAWL_BASE_URL) -> list[str]:
         if not line or line.startswith("#"):
             continue
         is_absolute = "://" in line or line.startswith("/")
-        entries.append(line if is_absolute else base + line)
+        entries.append(local_path(line if is_absolute else base + line))
     if not entries:
         raise InputError(f"{path}: manifest lists no files")
     return entries

@@ -20,14 +20,14 @@ import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from filters.document import ARROW_SCHEMA, Document
-from pipeline import funnel
+from pipeline import fingerprint, funnel
 from pipeline.config import PipelineConfig, load_config
 from pipeline.cpu_time import ProcessTreeCpu, runs_locally
 from pipeline.dedup import BAND_KEYS, BAND_KEYS_SCHEMA, CLUSTERS, CLUSTERS_SCHEMA
 from pipeline.inputs import COMMONCRAWL_BASE_URL, local_bytes, resolve_inputs
-from pipeline.output_dir import OutputDir
+from pipeline.output_dir import OutputDir, OutputDirError
 from pipeline.readers import build_reader, reader_spec
-from pipeline.sinks import WriteJsonLines, WriteParquet
+from pipeline.sinks import WriteJsonLines, WriteParquet, remove_dir
 from pipeline.stage import DROPPED, KEPT, Dropped
 from pipeline.stages import STAGES
 from pipeline.tokenize import Tokenize, finalize_shards
@@ -65,21 +65,40 @@ def run(
     base_url: str = COMMONCRAWL_BASE_URL,
     limit: int | None = None,
 ) -> RunResult:
-    """Run the pipeline; a complete output is left alone (skipped=True) unless ``overwrite``."""
+    """Run the pipeline; a complete output is left alone (skipped=True) unless ``overwrite``.
+
+    The output is claimed for the whole run (see pipeline.output_dir), and a complete one is
+    skipped only when it was made from the same inputs, config and refinery version; otherwise
+    OutputDirError says what differs.
+    """
     cfg = config if isinstance(config, PipelineConfig) else load_config(config)
     out = OutputDir(output)
-    if out.complete and not overwrite:
-        log.info("%s is already complete (has _SUCCESS); skipping. Pass --overwrite to redo it.", output)
-        return RunResult(output, skipped=True)
     files = resolve_inputs(inputs, base_url, limit, suffixes=reader_spec(cfg).suffixes)
-    log.info("%d input file(s) -> %s", len(files), output)
     options = pipeline_options(beam_args)
-    out.prepare({"inputs": files, "config": asdict(cfg), "beam_args": list(beam_args)}, overwrite)
+    made_from = fingerprint.make(files, cfg)
+    with out.claimed():
+        if out.complete and not overwrite:
+            changed = fingerprint.differences(fingerprint.recorded(out.run_info()), made_from)
+            if changed:
+                raise OutputDirError(f"{output} holds a complete run made from other {'; '.join(changed)}; "
+                                     "pass --overwrite to redo it")
+            log.info("%s is already complete (has _SUCCESS); skipping. Pass --overwrite to redo it.", output)
+            return RunResult(output, skipped=True)
+        log.info("%d input file(s) -> %s", len(files), output)
+        out.prepare({"inputs": files, "config": asdict(cfg), "beam_args": list(beam_args),
+                     "fingerprint": made_from}, overwrite)
+        return _run_claimed(output, files, out, cfg, options, beam_args)
 
+
+def _run_claimed(output: str, files: list[str], out: OutputDir, cfg: PipelineConfig, options: PipelineOptions,
+                 beam_args: Sequence[str]) -> RunResult:
+    """The run proper, into a prepared directory this process holds the claim of."""
     started = time.monotonic()
     with ProcessTreeCpu() as cpu, beam.Pipeline(options=options) as p:
         stage_order = build(p, files, out, cfg)
     elapsed = time.monotonic() - started
+    # Each stage removes its spill files once read back; what is left is the empty folder.
+    remove_dir(out.path(SPILL_DIR))
 
     stats = funnel.summarize(
         out.read_json_lines(f"{FUNNEL_DIR}/counts*"), out.read_json_lines(f"{FUNNEL_DIR}/errors*"), stage_order
@@ -88,7 +107,10 @@ def run(
     stats["run"] = {"inputs": len(files), "seconds": round(elapsed, 1), "runner": runner, "source": cfg.source,
                     "engine": cfg.extract.engine, "input_bytes": local_bytes(files),
                     # CPU of this machine's process tree: the whole run's only when the workers are ours.
-                    "cpu_seconds": round(cpu.seconds, 2) if runs_locally(runner, beam_args) else None}
+                    "cpu_seconds": round(cpu.seconds, 2) if runs_locally(runner, beam_args) else None,
+                    # Bytes the runner's shuffles wrote, where it says (our Dask runner); None
+                    # where it shuffles in memory (DirectRunner) or does not report it.
+                    "shuffle_bytes": getattr(p.result, "shuffle_bytes", None)}
     if cfg.tokenize.enabled:
         shards = finalize_shards(out.path(SHARDS_DIR), cfg.tokenize, cfg.source)
         stats["shards"] = {"manifest": str(shards.manifest.path), "tokens": shards.manifest.tokens,

@@ -384,6 +384,7 @@ class DaskRunnerResult(beam_dask.DaskRunnerResult):
 
     shuffle_dir: str
     job: str = ""
+    shuffle_bytes: int | None = None  # what the job's shuffles wrote, once it is over
 
     def wait_until_finish(self, duration: float | None = None) -> str:
         try:
@@ -392,6 +393,9 @@ class DaskRunnerResult(beam_dask.DaskRunnerResult):
             self._release_dofns()
             self.client.close()
             if FileSystems.exists(self.shuffle_dir):
+                # Every piece stays until the end (a re-run task may read it again), so the
+                # folder's size now is every byte the job shuffled: `refinery estimate` uses it.
+                self.shuffle_bytes = _folder_bytes(self.shuffle_dir)
                 FileSystems.delete([self.shuffle_dir])
 
     def _release_dofns(self) -> None:
@@ -463,6 +467,11 @@ def _partitions(client: t.Any, bag_kwargs: dict[str, t.Any]) -> int:
 
 
 _PARTITIONS_PER_THREAD = 1
+
+
+def _folder_bytes(directory: str) -> int:
+    pattern = FileSystems.join(directory, "**")
+    return sum(m.size_in_bytes for r in FileSystems.match([pattern]) for m in r.metadata_list)
 
 
 def _shuffle_dir(options: PipelineOptions) -> str:

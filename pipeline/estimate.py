@@ -38,9 +38,11 @@ CURRENCY = "USD"
 # Used only when the run is not tokenized: a LLaMA-style 32k BPE gives roughly 4 UTF-8 bytes per
 # token on English web text. An assumption, printed as one; tokenize the run for exact counts.
 DEFAULT_BYTES_PER_TOKEN = 4.2
-# Shuffle disk per document entering dedup, when the runner does not report it: the Dask shuffle
-# files of the dedup benchmark came to about 0.56 GB for 40k documents (README, "Dask").
-SHUFFLE_BYTES_PER_DOCUMENT = 14_000
+# Shuffle disk per document entering the first shuffling stage, when the runner does not report
+# it: benchmarks/pipeline_cost.py on Dask, the default web recipe over 4x the bench pages, wrote
+# 9.1 MB of shuffle files for 2,560 documents entering LineDedup. Text no longer crosses a shuffle
+# (pipeline/spill.py); most of what is left is dedup's 4 kB shingle sample per signed document.
+SHUFFLE_BYTES_PER_DOCUMENT = 3_600
 # The stages that shuffle (GroupByKey) documents or their keys; the first one's input is counted.
 SHUFFLE_STAGES = ("LineDedup", "ExactDedup", "MinHashDedup")
 ESTIMATE_FILE = "estimate.json"
@@ -271,7 +273,7 @@ def assumption_notes(projections: Sequence[Projection], bytes_per_token: float) 
                      "tokenize.tokenizer to count them)")
     if any(not p.shuffle_measured for p in projections):
         notes.append(f"* shuffle disk: {SHUFFLE_BYTES_PER_DOCUMENT / 1e3:g} kB per document entering dedup "
-                     "(assumed, from the Dask dedup benchmark; the DirectRunner shuffles in memory)")
+                     "(assumed, from benchmarks/pipeline_cost.py on Dask; the DirectRunner shuffles in memory)")
     return notes
 
 

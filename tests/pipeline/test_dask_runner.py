@@ -222,6 +222,10 @@ def test_pipeline_on_dask_matches_direct_runner(cluster: str, tmp_path: Path) ->
     assert docs == _documents(tmp_path / "direct")
     assert (tmp_path / "dask" / "_SUCCESS").exists()
     assert not list((tmp_path / "dask").rglob(".temp-*")) and not list((tmp_path / "dask").rglob("beam-temp-*"))
+    assert not (tmp_path / "dask" / "_spill").exists() and not (tmp_path / "direct" / "_spill").exists()
+    # What the shuffles wrote, for `refinery estimate`: small records only, far less than the input.
+    assert 0 < on_dask.stats["run"]["shuffle_bytes"] < 0.2 * on_dask.stats["run"]["input_bytes"]
+    assert direct.stats["run"]["shuffle_bytes"] is None
 
 
 class _Logged(beam.DoFn):

@@ -16,6 +16,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.cpu_time import ProcessTreeCpu, runs_locally
 from pipeline.estimate import (
+    SHUFFLE_BYTES_PER_DOCUMENT,
     EstimateError,
     SampleFigures,
     Spread,
@@ -70,7 +71,7 @@ def test_projection_scales_pooled_rates_and_spreads_per_file() -> None:
     assert p.documents == pytest.approx(20_000 * 25)
     assert p.tokens == pytest.approx(80e6 / 4.0 * 25) and not p.tokens_measured
     assert p.output_bytes == pytest.approx(200e6 * 25)
-    assert p.shuffle_bytes == pytest.approx(24_000 * 14_000 * 25) and not p.shuffle_measured
+    assert p.shuffle_bytes == pytest.approx(24_000 * SHUFFLE_BYTES_PER_DOCUMENT * 25) and not p.shuffle_measured
     assert p.cpu_seconds_per_gb.value == pytest.approx(statistics.median([1000, 4000 / 3]))
     assert (p.cpu_seconds_per_gb.low, p.cpu_seconds_per_gb.high) == (pytest.approx(1000), pytest.approx(4000 / 3))
     assert p.records_per_core_second.value == pytest.approx((30 + 22.5) / 2)
@@ -101,7 +102,7 @@ def test_one_projection_per_engine_and_a_table_with_its_assumptions() -> None:
     text = table(result, projections)
     assert "1,000 files x 1 GB" in text and "= 1 TB" in text
     assert "0.05 USD per core-hour" in text
-    assert "4.2 bytes per token (assumed" in text and "14 kB per document entering dedup" in text
+    assert "4.2 bytes per token (assumed" in text and "3.6 kB per document entering dedup" in text
 
 
 def test_a_projection_needs_samples() -> None:

@@ -125,14 +125,20 @@ def list_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"index": i, "inputs": g, "output": f"{plan['root']}/batches/batch-{i:05d}"} for i, g in enumerate(groups)]
 
 
+def _refinery(executable: str, args: list[str], **kwargs: Any) -> str:
+    """``refinery ARGS``; a usage mistake (exit 2) fails the task at once, other failures are retried."""
+    try:
+        return cli.run_cli(executable, args, **kwargs)
+    except cli.RefineryUsageError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 @task(**HEAVY)
 def process_batch(plan: dict[str, Any], batch: dict[str, Any]) -> str:
-    """One `refinery run` over a batch; a batch already carrying _SUCCESS is not run again."""
+    """One `refinery run` over a batch. A batch finished from the same inputs and config is skipped
+    by refinery itself; one finished from others fails the task (exit 2) instead of being reused."""
     output = batch["output"]
-    if cli.local_success(output):
-        log.info("batch %d: %s has _SUCCESS; skipping", batch["index"], output)
-        return output
-    cli.run_cli(plan["refinery"], ["run", "--input", *batch["inputs"], "--output", output,
+    _refinery(plan["refinery"], ["run", "--input", *batch["inputs"], "--output", output,
                                    *plan["config_args"], *plan["beam_args"]])
     return output
 
@@ -144,15 +150,12 @@ def dedup_dump(plan: dict[str, Any], batch_outputs: list[str]) -> str:
     Tokenizing is a section of `refinery run` (tokenize.tokenizer), so the kept documents are
     written as token shards in the same pass, under <root>/dedup/shards.
     """
-    output = f"{plan['root']}/dedup"
-    if cli.local_success(output):
-        log.info("dedup: %s has _SUCCESS; skipping", output)
-        return output
+    output = f"{plan['root']}/dedup"  # refinery skips it when finished from the same batches and config
     inputs = [f"{o}/documents/*.parquet" for o in sorted(batch_outputs)]
     tokenize = ["--set", f"tokenize.tokenizer={plan['tokenizer']}"] if plan["tokenizer"] else []
     if not tokenize:
         log.warning("no tokenizer param: the dump is deduplicated but not tokenized (refinery train-tokenizer)")
-    cli.run_cli(plan["refinery"], ["run", "--input", *inputs, "--output", output,
+    _refinery(plan["refinery"], ["run", "--input", *inputs, "--output", output,
                                    "--set", "input.format=documents",
                                    "--set", "stages=[exact_dedup, minhash_dedup]", *tokenize, *plan["beam_args"]])
     return output
@@ -161,7 +164,7 @@ def dedup_dump(plan: dict[str, Any], batch_outputs: list[str]) -> str:
 def _optional_step(plan: dict[str, Any], subcommand: str, args: list[str]) -> None:
     """Steps built by other parts of the project: skip cleanly while the subcommand is missing."""
     try:
-        cli.run_cli(plan["refinery"], [subcommand, *args], require=subcommand)
+        _refinery(plan["refinery"], [subcommand, *args], require=subcommand)
     except cli.SubcommandMissing as exc:
         log.warning("skipping: %s", exc)
         raise AirflowSkipException(str(exc)) from None

@@ -67,6 +67,14 @@ def subcommands(executable: str) -> set[str]:
     return set(re.findall(r"(?m)^    ([a-z][a-z0-9-]*)(?=\s|$)", result.stdout))
 
 
+EXIT_USAGE = 2  # refinery's exit code for a mistake in what it was asked to do
+
+
+class RefineryUsageError(RuntimeError):
+    """refinery exited 2: the request itself is wrong (a bad flag, an output made from other
+    inputs or config), so running it again cannot help; the DAG fails the task without retries."""
+
+
 def run_cli(executable: str, args: Sequence[str], *, require: str | None = None) -> str:
     """Run ``refinery ARGS`` and stream its output into the task log; raise on a non-zero exit."""
     if require and require not in subcommands(executable):
@@ -81,7 +89,8 @@ def run_cli(executable: str, args: Sequence[str], *, require: str | None = None)
         log.info("refinery: %s", line.rstrip())
     code = proc.wait()
     if code != 0:
-        raise RuntimeError(f"refinery {args[0]} exited {code}: {''.join(lines[-5:]).strip()}")
+        error = RefineryUsageError if code == EXIT_USAGE else RuntimeError
+        raise error(f"refinery {args[0]} exited {code}: {''.join(lines[-5:]).strip()}")
     return "".join(lines)
 
 
@@ -134,6 +143,3 @@ def is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
-def local_success(output: str) -> bool:
-    """A local output carrying _SUCCESS is complete; remote ones are left to `refinery run` to judge."""
-    return is_local(output) and (Path(output.removeprefix("file://")) / "_SUCCESS").exists()

@@ -68,7 +68,7 @@ def test_dag_folder_imports_without_errors(airflow_env: dict[str, str]) -> None:
         "validate", "list_batches", "process_batch", "dedup_dump", "mix", "report", "pretrain"}
 
 
-def test_dag_runs_a_dump_and_skips_finished_batches_on_rerun(airflow_env: dict[str, str], tmp_path: Path) -> None:
+def test_dag_runs_a_dump_and_reuses_finished_batches_only_for_the_same_request(airflow_env: dict[str, str], tmp_path: Path) -> None:
     manifest = tmp_path / "warc.paths.gz"
     manifest.write_bytes(gzip.compress("".join(f"{WARC_DIR / name}\n" for name in WARCS).encode()))
     conf = {"dump_id": "CC-MAIN-2024-22", "manifest": str(manifest), "base_url": "file:///",
@@ -97,5 +97,11 @@ def test_dag_runs_a_dump_and_skips_finished_batches_on_rerun(airflow_env: dict[s
     stamps = {b.name: (b / "_SUCCESS").stat().st_mtime_ns for b in batches}
     again, log = driver(airflow_env, "test", json.dumps(conf))
     assert again["run_state"] == "success", log[-4000:]
-    assert log.count("has _SUCCESS; skipping") >= 3  # both batches and the dedup
+    assert log.count("already complete") >= 3  # refinery itself skipped both batches and the dedup
+    assert {b.name: (b / "_SUCCESS").stat().st_mtime_ns for b in batches} == stamps
+
+    # Finished batches are reused only for the same request: another engine fails the batch task
+    # (refinery exits 2 naming the differing key) instead of passing old output off as new.
+    other, log = driver(airflow_env, "test", json.dumps({**conf, "overrides": ["extract.engine=trafilatura"]}))
+    assert other["run_state"] == "failed" and "extract.engine" in log, log[-4000:]
     assert {b.name: (b / "_SUCCESS").stat().st_mtime_ns for b in batches} == stamps

@@ -141,14 +141,14 @@ def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineC
     reader, reader_stages = build_reader(cfg)
     read = p | "ListFiles" >> beam.Create(list(files)) | "Read" >> reader
     docs = read[KEPT]
-    dropped = [read[DROPPED]]
+    dropped = [("Read", read[DROPPED])]
     stage_order = list(reader_stages)
     extra_outputs: dict[str, Any] = {}
     for name in cfg.stages:
         spec = STAGES[name]
         result = docs | spec.label >> spec.build(cfg, out.path(SPILL_DIR, spec.label))
         docs = result[KEPT]
-        dropped.append(result[DROPPED])
+        dropped.append((spec.label, result[DROPPED]))
         extra_outputs.update({k: v for k, v in result.items() if k not in (KEPT, DROPPED)})
         stage_order.append(spec.label)
 
@@ -167,23 +167,23 @@ def build(p: beam.Pipeline, files: Sequence[str], out: OutputDir, cfg: PipelineC
             _ = extra_outputs[tag] | f"Write{tag.title().replace('_', '')}" >> WriteParquet(
                 out.path(directory, "part"), schema, file_name_suffix=".parquet", num_shards=cfg.output.num_shards,
             )
-    all_dropped = dropped | "AllDropped" >> beam.Flatten()
-    if cfg.output.rejects:
-        _ = (
-            all_dropped
-            | "RejectRows" >> beam.Map(_reject_row)
-            | "WriteRejects" >> WriteParquet(
-                out.path(REJECTS_DIR, "part"), REJECTS_SCHEMA, file_name_suffix=".parquet",
-                num_shards=cfg.output.num_shards,
+    # Each stage's drops are counted and written where they are dropped. A Flatten of every stage's
+    # drops would hold them all until the last stage ran, on runners that materialize a Flatten
+    # fed by several stages (the DirectRunner does, in memory): every rejected text of the run.
+    counts = [read[funnel.COUNTS], docs | "CountKept" >> beam.Map(funnel.kept_count)]
+    for label, stage_dropped in dropped:
+        counts.append(stage_dropped | f"CountDropped{label}" >> beam.Map(funnel.dropped_count))
+        if cfg.output.rejects:
+            _ = (
+                stage_dropped
+                | f"RejectRows{label}" >> beam.Map(_reject_row)
+                | f"WriteRejects{label}" >> WriteParquet(
+                    out.path(REJECTS_DIR, label), REJECTS_SCHEMA, file_name_suffix=".parquet",
+                    num_shards=cfg.output.num_shards,
+                )
             )
-        )
-    counts = (
-        read[funnel.COUNTS],
-        all_dropped | "CountDropped" >> beam.Map(funnel.dropped_count),
-        docs | "CountKept" >> beam.Map(funnel.kept_count),
-    )
     _ = (
-        counts
+        tuple(counts)
         | "SumCounts" >> funnel.SumCounts()
         | "CountsJson" >> beam.Map(funnel.count_to_json)
         | "WriteCounts" >> WriteJsonLines(out.path(FUNNEL_DIR, "counts"), file_name_suffix=".jsonl")

@@ -1,7 +1,7 @@
 """Process one CommonCrawl dump: batches of WARC files through the pipeline, then the dump-wide steps.
 
 validate -> list the dump's warc.paths.gz -> one mapped `refinery run` per batch (pooled,
-retried with exponential backoff, skipped when its output has _SUCCESS) -> dedup across the
+retried with exponential backoff, skipped by refinery when finished from the same request) -> dedup across the
 dump's documents and tokenize them (one `refinery run`) -> mixture -> report -> (optionally) pretrain.
 
 The DAG is thin on purpose: every step is a `refinery` subcommand run from the pipeline's venv
@@ -35,6 +35,9 @@ POOL = "refinery_heavy"  # `airflow pools set refinery_heavy 4 "pipeline runs"` 
 MAX_BATCHES = 1024  # Airflow's default [core] max_map_length; raise both together
 RUNNERS = ["DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "pipeline.dask_runner.DaskRunner"]
 
+# A run killed with its worker (OOM, preemption) leaves its output claimed; a retry on another
+# host exits 75 (busy) until the claim has been silent for 10 minutes (pipeline/output_dir.py),
+# then takes it over. Retries 2, 4 and 8 minutes apart reach past that.
 HEAVY = {
     "pool": POOL,
     "retries": 3,

@@ -13,6 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Another run holds the output (pipeline/output_dir.py): not a mistake, and trying again later can
+# succeed (its claim is taken over once silent for 10 minutes). 75 is EX_TEMPFAIL of sysexits.h.
+EXIT_BUSY = 75
 
 log = logging.getLogger("refinery")
 
@@ -51,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("refinery: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the user errors we know get one line; others re-raise
+        from pipeline.output_dir import ClaimBusy
+
+        if isinstance(exc, ClaimBusy):
+            print(f"refinery {args.command}: busy: {exc}", file=sys.stderr)
+            return EXIT_BUSY
         if _is_user_error(exc):
             print(f"refinery {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE

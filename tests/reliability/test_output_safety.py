@@ -15,14 +15,16 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from pipeline.cli import main
-from pipeline.output_dir import OutputDir, OutputDirError
+from pipeline.cli import EXIT_BUSY, main
+from pipeline import output_dir
+from pipeline.output_dir import ClaimBusy, OutputDir, OutputDirError
 from tests.conftest import WARC_DIR
 
 SMALL = str(WARC_DIR / "whirlwind_CC-MAIN-2024-22.warc.gz")
@@ -34,9 +36,15 @@ def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def write_claim(out: Path, pid: int, run_id: str) -> dict:
-    """A claim as a run on this host with ``pid`` leaves it: ``_CLAIM``, JSON naming the holder."""
-    holder = {"host": socket.gethostname(), "pid": pid, "started": "2024-05-01T10:00:00Z", "run_id": run_id}
+def stamp(seconds_ago: float = 0) -> str:
+    """A claim's time (UTC, whole seconds) as its holder would have written it ``seconds_ago``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+
+
+def write_claim(out: Path, pid: int, run_id: str, host: str | None = None, **times: str) -> dict:
+    """A claim as a run with ``pid`` leaves it (on this host unless ``host``): ``_CLAIM``, JSON naming
+    the holder. Started just now unless ``times`` say otherwise (``started``, ``heartbeat``)."""
+    holder = {"host": host or socket.gethostname(), "pid": pid, "started": stamp(), "run_id": run_id, **times}
     (out / "_CLAIM").write_text(json.dumps(holder))
     return holder
 
@@ -56,13 +64,13 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_second_run_while_a_live_claim_exists_exits_2_naming_the_holder(
+def test_second_run_while_a_live_claim_exists_exits_busy_naming_the_holder(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     interrupted_output(out)
     holder = write_claim(out, os.getpid(), "first-run")
     before = tree(out)
-    assert main(["run", "--input", SMALL, "--output", str(out)]) == 2
+    assert main(["run", "--input", SMALL, "--output", str(out)]) == EXIT_BUSY
     err = capsys.readouterr().err
     assert f"pid {os.getpid()}" in err and holder["host"] in err and holder["started"] in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -81,6 +89,85 @@ def test_a_stale_claim_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFi
     assert (out / "_SUCCESS").exists() and not (out / "_CLAIM").exists()
     info = json.loads((out / "_RUN.json").read_text())
     assert info["claim"]["pid"] == os.getpid() and info["claim"]["run_id"] != "killed-run"
+
+
+def test_a_silent_claim_from_another_host_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker killed outright (OOM) leaves its claim; the retry on another host takes it over
+    once the claim's heartbeat is older than the stale limit."""
+    out = tmp_path / "out"
+    interrupted_output(out)
+    silent = stamp(output_dir.STALE_AFTER_SECONDS + 60)
+    write_claim(out, 4242, "oom-killed-run", host="worker-that-died",
+                started=stamp(output_dir.STALE_AFTER_SECONDS + 3600), heartbeat=silent)
+    with caplog.at_level(logging.WARNING):
+        assert main(["run", "--input", SMALL, "--output", str(out)]) == 0
+    assert "stale" in caplog.text and "worker-that-died" in caplog.text and f"last heartbeat {silent}" in caplog.text
+    assert (out / "_SUCCESS").exists() and not (out / "_CLAIM").exists()
+    info = json.loads((out / "_RUN.json").read_text())
+    assert info["claim"]["host"] == socket.gethostname() and info["claim"]["run_id"] != "oom-killed-run"
+
+
+def test_a_claim_from_before_heartbeats_is_stale_by_its_start(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    write_claim(out, 4242, "old-run", host="elsewhere", started=stamp(output_dir.STALE_AFTER_SECONDS + 60))
+    with OutputDir(str(out)).claimed() as mine:
+        assert json.loads((out / "_CLAIM").read_text())["run_id"] == mine.run_id
+    assert list(out.iterdir()) == []
+
+
+def test_a_claim_from_another_host_with_a_fresh_heartbeat_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    interrupted_output(out)
+    beat = stamp(60)
+    holder = write_claim(out, 4242, "live-run", host="busy-worker", started=stamp(3 * 3600), heartbeat=beat)
+    before = tree(out)
+    assert main(["run", "--input", SMALL, "--output", str(out)]) == EXIT_BUSY
+    err = capsys.readouterr().err
+    assert "busy-worker" in err and f"last heartbeat {beat}" in err and holder["started"] in err
+    assert "taken over automatically once silent for 10 minutes" in err and "_CLAIM" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert tree(out) == before
+    with pytest.raises(ClaimBusy, match="host busy-worker, pid 4242,") as refused, OutputDir(str(out)).claimed():
+        pass
+    assert refused.value.holder.run_id == "live-run"
+
+
+def _heartbeat_threads(run_id: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"claim-heartbeat-{run_id}" and t.is_alive()]
+
+
+def test_the_heartbeat_advances_while_held_and_stops_on_release(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(output_dir, "HEARTBEAT_SECONDS", 0.1)
+    out = tmp_path / "out"
+    with OutputDir(str(out)).claimed() as mine:
+        assert _heartbeat_threads(mine.run_id)
+        deadline = time.monotonic() + 5  # the stamp has whole seconds: it changes within about one
+        while (now := json.loads((out / "_CLAIM").read_text()))["heartbeat"] == mine.heartbeat:
+            assert time.monotonic() < deadline, "the heartbeat never advanced"
+            time.sleep(0.05)
+        assert now["heartbeat"] > mine.heartbeat
+        assert {k: v for k, v in now.items() if k != "heartbeat"} == {
+            "host": mine.host, "pid": mine.pid, "started": mine.started, "run_id": mine.run_id}
+    assert not (out / "_CLAIM").exists() and list(out.iterdir()) == []  # no temp file left either
+    assert not _heartbeat_threads(mine.run_id)
+
+
+def test_the_heartbeat_never_rewrites_a_claim_taken_by_another_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(output_dir, "HEARTBEAT_SECONDS", 0.05)
+    out = tmp_path / "out"
+    with OutputDir(str(out)).claimed() as mine:
+        intruder = write_claim(out, 4242, "intruder", host="elsewhere", heartbeat=stamp())
+        deadline = time.monotonic() + 5
+        while _heartbeat_threads(mine.run_id):
+            assert time.monotonic() < deadline, "the heartbeat kept going on a claim that is not ours"
+            time.sleep(0.05)
+        assert json.loads((out / "_CLAIM").read_text()) == intruder
+    assert json.loads((out / "_CLAIM").read_text()) == intruder
+    assert sorted(p.name for p in out.iterdir()) == ["_CLAIM"]
 
 
 def _claim_and_hold(out: str, start: multiprocessing.synchronize.Barrier, won: multiprocessing.Queue) -> None:
@@ -277,7 +364,7 @@ def test_real_concurrent_runs_keep_apart(tmp_path: Path, capsys: pytest.CaptureF
         while not (out / "_CLAIM").exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert (out / "_CLAIM").exists(), "the first run never claimed its output"
-        assert main(["run", "--input", SMALL, "--output", str(out)]) == 2
+        assert main(["run", "--input", SMALL, "--output", str(out)]) == EXIT_BUSY
         assert f"pid {first.pid}" in capsys.readouterr().err
         assert first.wait(timeout=120) == 0, log_file.read_text()
     finally:

@@ -261,9 +261,20 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n", flush=True)
 
     results: dict[tuple, list[Figures]] = {}
-    plan = [(copies, "loop", engine, 1) for copies in args.copies for engine in args.engines if not args.no_loops]
-    plan += [(copies, runner, engine, workers) for copies in args.copies for runner in args.runners
-             for workers in args.workers for engine in args.engines]
+    # Each plain loop runs right before the 1-worker DirectRunner run it is compared with, and the
+    # engines alternate: this machine's speed drifts by a third within minutes, so pairs that a
+    # floor divides must run side by side, not a phase apart.
+    plan: list[tuple] = []
+    paired = "direct" in args.runners and 1 in args.workers
+    for copies in args.copies:
+        if not (paired or args.no_loops):
+            plan += [(copies, "loop", engine, 1) for engine in args.engines]
+        for runner in args.runners:
+            for workers in args.workers:
+                for engine in args.engines:
+                    if runner == "direct" and workers == 1 and not args.no_loops:
+                        plan.append((copies, "loop", engine, 1))
+                    plan.append((copies, runner, engine, workers))
     for repeat in range(args.repeats):
         for key in plan:
             copies, runner, engine, workers = key

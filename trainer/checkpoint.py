@@ -40,11 +40,10 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from trainer import safe_checkpoint
-from trainer.safe_checkpoint import CheckpointReadError
+from trainer.safe_checkpoint import NO_GROUP_WARNING, CheckpointReadError
 
 META_NAME = "meta.json"
 _PREFIX = "step-"
-_NO_GROUP_WARNING = "torch.distributed is disabled, unavailable or uninitialized"
 
 
 class CheckpointError(ValueError):
@@ -150,7 +149,7 @@ def save_checkpoint(
         f"rank{_rank()}": {"state": json.dumps(dict(rank_state), sort_keys=True), **_rng_tensors()},
     }
     with warnings.catch_warnings():  # DCP warns when there is no process group; one process is fine here
-        warnings.filterwarnings("ignore", message=_NO_GROUP_WARNING)
+        warnings.filterwarnings("ignore", message=NO_GROUP_WARNING)
         dcp.save(state, checkpoint_id=str(tmp))
     _barrier()
     if _rank() == 0:

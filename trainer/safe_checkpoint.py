@@ -38,7 +38,7 @@ from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
 from torch.distributed.checkpoint.planner import ReadItem
 
 _METADATA_NAME = ".metadata"  # torch.distributed.checkpoint.filesystem._metadata_fn
-_NO_GROUP_WARNING = "torch.distributed is disabled, unavailable or uninitialized"
+NO_GROUP_WARNING = "torch.distributed is disabled, unavailable or uninitialized"
 
 METADATA_GLOBALS: frozenset[tuple[str, str]] = frozenset({
     ("torch.distributed.checkpoint.metadata", "Metadata"),
@@ -154,7 +154,7 @@ def load(state: dict[str, Any], checkpoint: Path) -> None:
     reader.read_metadata()  # refuse before DCP, whose fallback would log tracebacks first
     try:
         with warnings.catch_warnings():  # DCP warns when there is no process group; one process is fine
-            warnings.filterwarnings("ignore", message=_NO_GROUP_WARNING)
+            warnings.filterwarnings("ignore", message=NO_GROUP_WARNING)
             dcp.load(state, storage_reader=reader, planner=WeightsOnlyLoadPlanner(checkpoint))
     except CheckpointException as exc:  # a BaseException holding each rank's failure
         for failure, _trace in exc.failures.values():

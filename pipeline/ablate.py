@@ -1,311 +1,61 @@
 """``refinery ablate``: does a curation choice make a better model? Train the same proxy on each recipe.
 
-The method is the one FineWeb and DCLM use for their filter ablations (see docs/ablations.md): curate
-the same crawl with each recipe, train the same small model for the same number of tokens with the
-same seeds on each result, and compare the models on one held-out reference text that no recipe
-(and no recipe's classifier) ever saw. Everything that is not the recipe is held fixed:
+The method is the one FineWeb and DCLM use for their filter ablations (docs/ablations.md): curate
+the same input with each recipe, train the same small model for the same tokens with the same seeds
+on each result, and score every model on one reference text that no arm and no classifier learned
+from. Everything that is not the recipe is held fixed, per study rather than per call:
 
-- one tokenizer, trained once on the union of every recipe's kept documents, tokenizes them all, so
-  losses and bits per byte are comparable;
-- one token budget: every run takes ``ceil(tokens / tokens_per_step)`` optimizer steps, so a recipe
-  that kept less text repeats it (its epochs are recorded), as a real ablation at a fixed compute does;
-- one held-out reference set (a fixed split of the shared positive texts by default, or
-  ``--heldout``), tokenized once and scored by every model in bits per byte.
+- the tokenizer is ``--tokenizer``, or one trained on a sample of the extraction-only input, which
+  does not depend on the arms listed: adding or removing an arm changes no number of the others;
+- the budget is 20 tokens per proxy parameter unless ``--tokens`` says otherwise (a warning then);
+- the reference (``--heldout``, required) is checked for n-gram overlap with every classifier's
+  positives and every arm's kept text, and scored whole, per document, with a bootstrap over its
+  documents beside the seed spread (:mod:`pipeline.ablate_score`);
+- every step is cached by content (:mod:`pipeline.ablate_cache`), so a study grows arm by arm and
+  seed by seed and resumes after an interruption.
 
-A recipe file (``configs/ablations/*.yaml``) wraps a pipeline config; see :func:`load_recipe` and
-docs/ablations.md. Outputs, under ``out``: ``crawl/`` (extraction only, the classifiers' random
-negatives), ``recipes/<name>/{curated,shards,mixture,seed-<s>}``, ``tokenizer.*``, ``reference/``,
-and the report ``ablation.json`` + ``ablation.html`` (:mod:`pipeline.ablate_report`).
+Under ``out``: ``crawl/<key>`` (extraction only: the tokenizer's sample and the random negatives),
+``tokenizer/<key>``, ``reference/<key>``, ``arms/<key>/{curated,shards,mixtures,runs}`` and the
+report ``ablation.json`` + ``ablation.html`` (:mod:`pipeline.ablate_report`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
-import math
-import random
-import shutil
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
-from filters.config import ConfigError, load_yaml, read_mapping
-from filters.text_sources import SUPPORTED_SUFFIXES, chunk_plain_text, read_texts
+from pipeline.ablate_budget import budget_warning, default_tokens, proxy_params, train_settings
+from pipeline.ablate_cache import cached_step, content_key, file_sha256, input_fingerprint
+from pipeline.ablate_recipe import REPO, AblationError, Recipe, load_recipe
+from pipeline.ablate_reference import (
+    DEFAULT_MAX_OVERLAP,
+    OverlapIndex,
+    Reference,
+    build_reference,
+    check_overlap,
+    classifier_texts,
+    iter_chunks,
+    write_jsonl,
+)
 from pipeline.cli import refuse_abbreviations
 from pipeline.config import DEFAULT_CONFIG, PipelineConfig, load_config
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
-# The shared real data sits beside the checkout (DESIGN.md, "Real data for tests and benchmarks").
-DEFAULT_REFERENCE_ROOT = REPO.parent / "shared" / "data" / "quality" / "positive"
 DEFAULT_MODEL = REPO / "configs" / "model" / "proxy-tiny.yaml"
-DEFAULT_TRAIN = REPO / "configs" / "train" / "tiny.yaml"
-# One chunk in five of the shared positive texts is the reference; the rest may train classifiers.
-REFERENCE_FRACTION = 0.2
-REFERENCE_SALT = "refinery-ablate-reference-v1"
-RAW_TEXT_SUFFIXES = (".raw",)  # WikiText's plain-text dumps (wiki.test.raw): paragraphs, blank lines
-_RECIPE_KEYS = {"name", "description", "pipeline", "overrides", "classifier", "mixture"}
-_CLASSIFIER_KEYS = {"positives", "negatives", "max_texts", "train", "keep_fraction"}
-
-
-class AblationError(ValueError):
-    """A recipe or input that cannot make an ablation; the message names the file and key."""
-
-
-@dataclass(frozen=True)
-class ClassifierSpec:
-    """Train a quality classifier for one recipe: the positive set is the ablated choice."""
-
-    positives: tuple[Path, ...]
-    # "random": pages of the crawl itself after extraction only (LLaMA's and DCLM's negatives).
-    negatives: str | tuple[Path, ...] = "random"
-    # Texts per class at most (a sample is enough; the classifier balances the classes anyway).
-    max_texts: int = 5000
-    # Keyword arguments of filters.quality_classifier.train_quality_classifier (dim, epoch, lr, ...).
-    train: dict[str, Any] = field(default_factory=dict)
-    # DCLM's rule instead of a fixed min_score: keep the top fraction of crawl pages by score (Li et al.
-    # 2024 keep the top 10%). The threshold is that quantile of the scores of the extraction-only crawl,
-    # so arms whose classifiers score on different scales keep comparable shares. None: use min_score.
-    keep_fraction: float | None = None
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One arm of the ablation: a pipeline config plus what only the ablation needs."""
-
-    name: str
-    path: Path
-    pipeline: Path
-    overrides: dict[str, Any]
-    classifier: ClassifierSpec | None = None
-    mixture: Path | None = None
-    description: str = ""
-
-    def config(self, quality_model: Path | None = None, min_score: float | None = None) -> PipelineConfig:
-        """The recipe's pipeline config; ``quality_model`` fills ``quality_classifier.model_path``."""
-        overrides = dict(self.overrides)
-        if quality_model is not None:
-            overrides["quality_classifier.model_path"] = str(quality_model)
-        if min_score is not None:
-            overrides["quality_classifier.min_score"] = min_score
-        try:
-            return load_config(self.pipeline, overrides)
-        except ConfigError as exc:
-            raise AblationError(f"{self.path}: pipeline config: {exc}") from None
-
-
-def load_recipe(path: str | Path) -> Recipe:
-    """Read a recipe file. Its keys (all optional but the file itself):
-
-    ``name`` (default: file stem), ``description``, ``pipeline`` (a pipeline config path, default
-    configs/commoncrawl.yaml), ``overrides`` (nested mapping merged key by key into that config;
-    lists such as ``stages`` replace), ``classifier`` ({positives, negatives, max_texts, train}) and
-    ``mixture`` (a mixture recipe YAML over the recipe's own source). The ablation-only keys live
-    outside the pipeline config because its loader rejects unknown keys. Relative paths are looked
-    up beside the recipe file first, then from the repository root.
-    """
-    path = Path(path)
-    try:
-        raw = read_mapping(path, "ablation recipe")
-    except ConfigError as exc:
-        raise AblationError(str(exc)) from None
-    _no_unknown(raw, _RECIPE_KEYS, path, "")
-    overrides = raw.get("overrides") or {}
-    if not isinstance(overrides, dict):
-        raise AblationError(f"{path}: key 'overrides' must be a mapping of pipeline config keys")
-    classifier = _classifier(raw.get("classifier"), path)
-    flat = _flatten(overrides)
-    stages = flat.get("stages")
-    if classifier and (stages is None or "quality_classifier" not in stages):
-        raise AblationError(f"{path}: key 'classifier' is set but overrides.stages has no quality_classifier")
-    recipe = Recipe(
-        name=str(raw.get("name") or path.stem), path=path,
-        pipeline=_resolve(raw.get("pipeline") or DEFAULT_CONFIG, path, "pipeline"), overrides=flat,
-        classifier=classifier, mixture=_resolve(raw["mixture"], path, "mixture") if raw.get("mixture") else None,
-        description=str(raw.get("description") or ""),
-    )  # fmt: skip
-    if not classifier:
-        recipe.config()  # fail now, not after the other recipes ran, on a bad key or stage name
-    return recipe
-
-
-def _no_unknown(raw: dict[str, Any], known: set[str], path: Path, where: str) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise AblationError(f"{path}: unknown key '{where}{unknown[0]}' (known: {', '.join(sorted(known))})")
-
-
-def _classifier(raw: Any, path: Path) -> ClassifierSpec | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or not raw.get("positives"):
-        raise AblationError(f"{path}: key 'classifier' needs 'positives' (a list of paths)")
-    _no_unknown(raw, _CLASSIFIER_KEYS, path, "classifier.")
-    positives = tuple(_resolve(p, path, "classifier.positives") for p in _as_list(raw["positives"]))
-    negatives_raw = raw.get("negatives", "random")
-    negatives: str | tuple[Path, ...] = "random" if negatives_raw == "random" else tuple(
-        _resolve(p, path, "classifier.negatives") for p in _as_list(negatives_raw))
-    max_texts = raw.get("max_texts", 5000)
-    if isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 2:
-        raise AblationError(f"{path}: key 'classifier.max_texts' must be an integer >= 2, got {max_texts!r}")
-    train = raw.get("train") or {}
-    if not isinstance(train, dict):
-        raise AblationError(f"{path}: key 'classifier.train' must be a mapping of classifier settings")
-    keep = raw.get("keep_fraction")
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1):
-        raise AblationError(f"{path}: key 'classifier.keep_fraction' must be in (0, 1], got {keep!r}")
-    return ClassifierSpec(positives, negatives, max_texts, dict(train), None if keep is None else float(keep))
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _resolve(value: Any, recipe: Path, key: str) -> Path:
-    given = Path(str(value))
-    for candidate in ([given] if given.is_absolute() else [recipe.parent / given, REPO / given]):
-        if candidate.exists():
-            return candidate.resolve()
-    raise AblationError(f"{recipe}: key '{key}': {value} not found (beside the recipe or under {REPO})")
-
-
-def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested overrides -> dotted keys, so a section is merged into the base config, not replaced."""
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-# -- texts: the held-out reference and the classifiers' positives ------------------------------------
-
-
-def iter_chunks(path: Path) -> Iterator[tuple[str, str]]:
-    """(chunk id, text) for every text under ``path``: what read_texts reads, plus WikiText ``.raw``.
-
-    Chunk ids are ``<path relative to the given root>#<index>`` and do not depend on where the data
-    is mounted, so the reference split is the same on every machine.
-    """
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        rel = file.relative_to(path).as_posix() if path.is_dir() else file.name
-        name = file.name.lower()
-        if name.endswith(RAW_TEXT_SUFFIXES):
-            texts: Iterator[str] = chunk_plain_text(file.read_text(encoding="utf-8", errors="replace"))
-        elif name.endswith(SUPPORTED_SUFFIXES):
-            texts = read_texts(file)
-        else:
-            log.info("ablate: skipping %s (not one of %s)", file, ", ".join(SUPPORTED_SUFFIXES + RAW_TEXT_SUFFIXES))
-            continue
-        for index, text in enumerate(texts):
-            yield f"{rel}#{index}", text
-
-
-def split_position(chunk_id: str) -> float:
-    """The deterministic split: a salted SHA-1 of the chunk id, read as a number in [0, 1); a chunk
-    is in the default reference when its position is below the reference fraction."""
-    digest = hashlib.sha1(f"{REFERENCE_SALT}:{chunk_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def text_digest(text: str) -> str:
-    return hashlib.sha1(text.strip().encode("utf-8")).hexdigest()
-
-
-@dataclass
-class Reference:
-    """The held-out reference texts and an account of where they came from."""
-
-    texts: list[str]
-    digests: set[str]
-    description: dict[str, Any]
-
-
-def build_reference(heldout: Sequence[str | Path] | None, *, fraction: float = REFERENCE_FRACTION,
-                    max_chunks: int | None = None) -> Reference:
-    """``heldout`` paths are the reference, whole. Without them: the English chunks of the shared
-    positive texts whose :func:`split_position` is below ``fraction``; the other chunks are what
-    the recipes' classifiers may train on (positives whose text is in the reference are removed)."""
-    from filters.langid import predict_language
-
-    chosen: list[tuple[float, str, str]] = []  # (split hash, file, text)
-    files: dict[str, dict[str, int]] = {}
-    roots = [Path(p) for p in heldout] if heldout else [DEFAULT_REFERENCE_ROOT]
-    if not heldout and not DEFAULT_REFERENCE_ROOT.is_dir():
-        raise AblationError(f"no --heldout given and the default reference {DEFAULT_REFERENCE_ROOT} is missing")
-    for root in roots:
-        if not root.exists():
-            raise AblationError(f"--heldout: {root} not found")
-        for chunk_id, text in iter_chunks(root):
-            name = f"{root.name}/{chunk_id.split('#')[0]}"
-            files.setdefault(name, {"chunks": 0, "reference": 0})["chunks"] += 1
-            position = split_position(chunk_id)
-            if heldout is None:
-                if position >= fraction:
-                    continue
-                lang, score = predict_language(text)
-                if lang != "en" or score < 0.5:  # the proxies are English models; so is the reference
-                    continue
-            chosen.append((position, name, text))
-    # A cap keeps the chunks with the lowest split hash: a spread over every file, not the first files.
-    chosen = sorted(chosen)[:max_chunks] if max_chunks else chosen
-    for _, name, _ in chosen:
-        files[name]["reference"] += 1
-    texts = [text for _, _, text in chosen]
-    if not texts:
-        raise AblationError(f"the held-out reference is empty (looked in {', '.join(map(str, roots))})")
-    rule = ("every chunk of the --heldout paths" if heldout else
-            f"English chunks (lid.176 'en' >= 0.5) whose sha1('{REFERENCE_SALT}:<file>#<chunk>') / 2^64 < "
-            f"{fraction:g}; chunks are read_texts' ~300-word pieces; all other chunks may train classifiers")
-    description = {"roots": [str(r) for r in roots], "default_split": heldout is None, "rule": rule,
-                   "fraction": None if heldout else fraction, "max_chunks": max_chunks, "files": files,
-                   "documents": len(texts), "bytes": sum(len(t.encode("utf-8")) for t in texts)}
-    return Reference(texts, {text_digest(t) for t in texts}, description)
-
-
-def write_jsonl(path: Path, texts: Sequence[str], source: str) -> Path:
-    """Texts as our documents JSONL (id, source, text), which ``input.format: documents`` reads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for i, text in enumerate(texts):
-            out.write(json.dumps({"id": f"{source}-{i:06d}", "source": source, "text": text}) + "\n")
-    return path
-
-
-def classifier_texts(paths: Sequence[Path], exclude: set[str], limit: int, seed: int = 0) -> list[str]:
-    """Up to ``limit`` texts from ``paths``, none of them a reference text, in a seeded random sample."""
-    texts = [t for p in paths for _, t in iter_chunks(p) if text_digest(t) not in exclude]
-    rng = random.Random(seed)
-    return rng.sample(texts, limit) if len(texts) > limit else texts
-
-
-# -- the budget ---------------------------------------------------------------------------------------
-
-
-def train_settings(train_config: str | Path, tokens: int, seed: int) -> Any:
-    """The run's TrainConfig: the file's settings with the seed and the steps the token budget buys.
-
-    Periodic evaluation and checkpoints are off (the ablation evaluates once, at the end)."""
-    from trainer.train_config import TrainConfig
-
-    cfg = load_yaml(TrainConfig, train_config)
-    steps = max(1, math.ceil(tokens / cfg.tokens_per_step))
-    return dataclasses.replace(cfg, steps=steps, seed=seed, eval_every=0, checkpoint_every=0, progress=False,
-                               warmup_steps=min(cfg.warmup_steps, steps))
-
-
-# -- the ablation -------------------------------------------------------------------------------------
+DEFAULT_TRAIN = REPO / "configs" / "ablations" / "train" / "cpu.yaml"
+CLASSIFIER_STAGE = ("QualityClassifier", "quality_classifier")  # its funnel label, or its config name
+MIN_CONTEXT = 256  # below this a proxy sees too little of a document for its loss to reward coherent text
 
 
 @dataclass
@@ -316,30 +66,55 @@ class AblationResult:
     html_path: Path
 
 
+@dataclass
+class Study:
+    """What every arm of one study shares."""
+
+    root: Path
+    inputs: list[str]
+    input_format: str | None
+    input_key: dict[str, str]
+    beam_args: Sequence[str]
+    reference: Reference
+    overlap: OverlapIndex
+    max_overlap: float
+    _crawl: Path | None = None
+
+    def crawl(self) -> Path:
+        """The input after extraction and no filter: the tokenizer's sample and LLaMA's "random pages"."""
+        if self._crawl is None:
+            material = {"inputs": self.input_key, "format": self.input_format, "version": _version()}
+            directory = self.root / "crawl" / content_key(material)[:16]
+            cached_step(directory, material, lambda d: _run(self, d / "run", _extraction_only(self.input_format)))
+            self._crawl = directory / "run"
+        return self._crawl
+
+
 def ablate(
     recipes: Sequence[str | Path],
     inputs: Sequence[str],
     out: str | Path,
     *,
+    heldout: Sequence[str | Path],
     seeds: Sequence[int] = (0, 1, 2),
-    token_budget: int = 200_000,
+    token_budget: int | None = None,
     model: str | Path = DEFAULT_MODEL,
     train_config: str | Path = DEFAULT_TRAIN,
-    heldout: Sequence[str | Path] | None = None,
+    tokenizer: str | Path | None = None,
     reference_chunks: int | None = None,
     vocab_size: int = 2000,
     character_coverage: float = 0.9995,
-    eval_windows: int = 256,
+    tokenizer_sentences: int = 2_000_000,
+    eval_stride: int | None = None,
+    cross_windows: int = 64,
+    max_overlap: float = DEFAULT_MAX_OVERLAP,
     input_format: str | None = None,
     beam_args: Sequence[str] = (),
+    warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> AblationResult:
-    """Run every recipe on ``inputs``, train ``model`` on each for ``token_budget`` tokens per seed,
-    evaluate all on one held-out reference, and write ``ablation.json`` + ``ablation.html`` in ``out``."""
-    from filters.quality_classifier import train_quality_classifier
+    """Run every recipe on ``inputs``, train ``model`` on each per seed, score all on ``heldout``, and
+    write ``ablation.json`` + ``ablation.html`` in ``out``; steps done by an earlier study are reused."""
     from pipeline.ablate_report import write_report
-    from pipeline.mix import mix
-    from pipeline.run import run
-    from pipeline.tokenizer_training import train_tokenizer
 
     loaded = [load_recipe(r) for r in recipes]
     if input_format:
@@ -347,106 +122,84 @@ def ablate(
     names = [r.name for r in loaded]
     if not loaded or len(set(names)) != len(names):
         raise AblationError(f"--recipes: need one or more recipes with distinct names, got {names}")
-    if not seeds or len(set(seeds)) != len(seeds) or token_budget <= 0:
+    if not seeds or len(set(seeds)) != len(seeds) or (token_budget is not None and token_budget <= 0):
         raise AblationError(f"--seeds must be distinct and --tokens positive, got {list(seeds)} and {token_budget}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     reference = build_reference(heldout, max_chunks=reference_chunks)
-    budget = train_settings(train_config, token_budget, seeds[0])
+    overlap = OverlapIndex(reference.texts)
+    positives_overlap = {}
+    for recipe in loaded:  # before any curation: a leak into positives is known from the files alone
+        if recipe.classifier:
+            texts = (t for p in recipe.classifier.positives for _, t in iter_chunks(p))
+            positives_overlap[recipe.name] = overlap.measure(texts)
+            check_overlap(f"the classifier positives of '{recipe.name}'", positives_overlap[recipe.name], max_overlap)
+    input_key = input_fingerprint(list(inputs), root / "input-hashes.json")
+    if not input_key:
+        raise AblationError(f"--input: no file matches {' '.join(inputs)}")
+    study = Study(root, list(inputs), input_format, input_key, beam_args, reference, overlap, max_overlap)
 
-    # Curate. Recipes without a classifier go first: one with no stages doubles as the random negatives.
-    curated: dict[str, dict[str, Any]] = {}
-    classifiers: dict[str, dict[str, Any]] = {}
-    negatives_dir: Path | None = None
-    for recipe in sorted(loaded, key=lambda r: r.classifier is not None):
-        rdir = root / "recipes" / recipe.name
-        quality_model = None
-        if recipe.classifier is not None:
-            negatives_dir = negatives_dir or _extraction_only(run, inputs, root / "crawl", input_format, beam_args)
-            quality_model = rdir / "quality.bin"
-            spec = recipe.classifier
-            positives = classifier_texts(spec.positives, reference.digests, spec.max_texts)
-            negative_paths = [negatives_dir / "documents"] if spec.negatives == "random" else list(spec.negatives)
-            negatives = classifier_texts(negative_paths, reference.digests, spec.max_texts)
-            report = train_quality_classifier(positives, negatives, quality_model, **spec.train)
-            min_score = None if spec.keep_fraction is None else _score_quantile(
-                quality_model, negatives_dir / "documents", 1 - spec.keep_fraction)
-            classifiers[recipe.name] = {**report.as_dict(), "positives": [str(p) for p in spec.positives],
-                                        "negatives": spec.negatives if spec.negatives == "random"
-                                        else [str(p) for p in spec.negatives],
-                                        "keep_fraction": spec.keep_fraction, "min_score_from_quantile": min_score}
-        cfg = recipe.config(quality_model, min_score if recipe.classifier else None)
-        stats = run(list(inputs), str(rdir / "curated"), config=cfg, beam_args=beam_args, overwrite=True).stats
-        if stats["totals"]["kept"] == 0:
-            raise AblationError(f"recipe '{recipe.name}' ({recipe.path}) kept no documents of {inputs}")
-        curated[recipe.name] = {"config": cfg, "stats": stats}
-        if negatives_dir is None and not cfg.stages:
-            negatives_dir = rdir / "curated"
-
-    # One tokenizer for all recipes, then every recipe's documents and the reference as shards.
-    tok = train_tokenizer([str(root / "recipes" / n / "curated") for n in names], root / "tokenizer",
-                          vocab_size=vocab_size, character_coverage=character_coverage)
-    shards: dict[str, dict[str, Any]] = {}
-    for recipe in loaded:
-        rdir = root / "recipes" / recipe.name
-        cfg = _tokenize_only(curated[recipe.name]["config"], tok.model)
-        stats = run([str(rdir / "curated" / "documents")], str(rdir / "shards"), config=cfg, beam_args=beam_args,
-                    overwrite=True).stats
-        mixture = mix(recipe.mixture or _one_source_mixture(rdir, cfg.source, budget.steps * budget.tokens_per_step),
-                      {cfg.source: rdir / "shards"}, rdir / "mixture",
-                      token_budget=budget.steps * budget.tokens_per_step)
-        shards[recipe.name] = {"tokens": stats["shards"]["tokens"], "documents": stats["shards"]["documents"],
-                               "mixture": str(mixture.path), "warnings": mixture.warnings,
-                               "mixture_epochs": {s.name: s.epochs for s in mixture.mixture.sources},
-                               "train_windows": _train_windows(mixture.path, budget)}
-    ref_cfg = _tokenize_only(load_config(DEFAULT_CONFIG, {"source": "reference"}), tok.model)
-    ref_stats = run([str(write_jsonl(root / "reference" / "texts.jsonl", reference.texts, "reference"))],
-                    str(root / "reference" / "run"), config=ref_cfg, beam_args=beam_args, overwrite=True).stats
-    ref_shards = root / "reference" / "run" / "shards"
-
-    runs = {name: [_train_and_evaluate(name, seed, model, train_config, token_budget, root, shards, ref_shards,
-                                       names, eval_windows) for seed in seeds] for name in names}
+    tok = _tokenizer(study, tokenizer, vocab_size, character_coverage, tokenizer_sentences)
+    params = proxy_params(model, tok["vocab_size"])
+    tokens = token_budget or default_tokens(params)
+    budget = train_settings(train_config, tokens, seeds[0])
+    for line in filter(None, [budget_warning(tokens, params), _context_warning(budget.seq_len)]):
+        warn(line)
+    arms = {r.name: _arm(study, r, tok, budget) for r in loaded}  # a leak into an arm stops the study here
+    ref = _reference_shards(study, tok)
+    runs = {r.name: [_run_seed(study, arms[r.name], arms, seed, model, train_config, tokens, ref, eval_stride,
+                               cross_windows) for seed in seeds] for r in loaded}
     report = {
-        "inputs": list(inputs), "recipes_order": names, "seeds": list(seeds), "model": str(model),
-        "train_config": dataclasses.asdict(budget) | {"seed": None},
-        "token_budget": {"requested": token_budget, "steps": budget.steps, "tokens_per_step": budget.tokens_per_step,
+        "inputs": list(inputs), "input_files": len(input_key), "recipes_order": names, "seeds": list(seeds),
+        "model": str(model), "model_params": params, "train_config": dataclasses.asdict(budget) | {"seed": None},
+        "token_budget": {"requested": token_budget, "rule": default_tokens(params),
+                         "tokens_per_param": (budget.steps * budget.tokens_per_step) / params,
+                         "steps": budget.steps, "tokens_per_step": budget.tokens_per_step,
                          "tokens": budget.steps * budget.tokens_per_step},
-        "tokenizer": {"model": tok.model, "sha256": tok.sha256, "vocab_size": tok.vocab_size,
-                      "trained_on": names, "bytes_per_token": tok.bytes_per_token},
-        "reference": {**reference.description, "shards": str(ref_shards), "tokens": ref_stats["shards"]["tokens"]},
-        "eval_windows": eval_windows,
-        "recipes": {r.name: {"recipe": str(r.path), "description": r.description, "stages": list(
-            curated[r.name]["config"].stages), "records": curated[r.name]["stats"]["totals"]["records"],
-            "kept": curated[r.name]["stats"]["totals"]["kept"], "classifier": classifiers.get(r.name),
-            **shards[r.name], "runs": runs[r.name]} for r in loaded},
+        "tokenizer": tok,
+        "reference": {**reference.description, "key": reference.key, "tokens": ref["tokens"],
+                      "shards": ref["shards"], "stride": eval_stride, "max_overlap": max_overlap},
+        "recipes": {r.name: {**arms[r.name]["report"], "recipe": str(r.path), "description": r.description,
+                             "positives_overlap": positives_overlap.get(r.name), "runs": runs[r.name]}
+                    for r in loaded},
     }
     json_path, html_path = write_report(root, report)
     return AblationResult(root, json.loads(json_path.read_text(encoding="utf-8")), json_path, html_path)
 
 
-def _extraction_only(run: Any, inputs: Sequence[str], out: Path, input_format: str | None,
-                     beam_args: Sequence[str]) -> Path:
-    """The crawl after extraction and no filter: the "random pages" a classifier learns to reject."""
-    overrides: dict[str, Any] = {"stages": [], "output.rejects": False}
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("refinery")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _context_warning(seq_len: int) -> str | None:
+    if seq_len >= MIN_CONTEXT:
+        return None
+    return (f"refinery ablate: warning: training context {seq_len} tokens is under {MIN_CONTEXT}; "
+            f"configs/ablations/train/cpu.yaml is the ablation setting")
+
+
+def _run(study: Study, out: Path, cfg: PipelineConfig, inputs: Sequence[str] | None = None) -> dict[str, Any]:
+    """One pipeline run; its stats' totals and funnel."""
+    from pipeline.run import run
+
+    stats = run(list(inputs or study.inputs), str(out), config=cfg, beam_args=study.beam_args, overwrite=True).stats
+    return {"totals": stats["totals"], "funnel": stats["funnel"], "shards": stats.get("shards")}
+
+
+def _extraction_only(input_format: str | None, stages: Sequence[str] = ()) -> PipelineConfig:
+    overrides: dict[str, Any] = {"stages": list(stages), "output.rejects": False}
     if input_format:
         overrides["input.format"] = input_format
-    run(list(inputs), str(out), config=load_config(DEFAULT_CONFIG, overrides), beam_args=beam_args, overwrite=True)
-    return out
-
-
-def _score_quantile(model: Path, crawl_documents: Path, q: float) -> float:
-    """The ``q`` quantile of the classifier's scores over the extraction-only crawl's pages."""
-    import numpy as np
-
-    from filters.quality_classifier import QualityClassifier
-
-    scorer = QualityClassifier(model_path=str(model))
-    scores = [s for _, text in iter_chunks(crawl_documents) if (s := scorer.score(text)) is not None]
-    return float(np.quantile(scores, q)) if scores else 0.5
+    return load_config(DEFAULT_CONFIG, overrides)
 
 
 def _tokenize_only(cfg: PipelineConfig, tokenizer: str) -> PipelineConfig:
-    """The same config re-reading documents: no stage, no rejects, shards with the shared tokenizer."""
+    """The same config re-reading documents: no stage, no rejects, shards with the study's tokenizer."""
     from pipeline.readers import InputConfig
 
     return dataclasses.replace(cfg, input=InputConfig(format="documents"), stages=(),
@@ -454,13 +207,200 @@ def _tokenize_only(cfg: PipelineConfig, tokenizer: str) -> PipelineConfig:
                                output=dataclasses.replace(cfg.output, rejects=False))
 
 
-def _one_source_mixture(rdir: Path, source: str, tokens: int) -> Path:
-    """A mixture recipe giving the recipe's whole source weight 1 (no other source is ablated)."""
-    path = rdir / "mixture.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"name": f"ablation-{rdir.name}", "reference": "refinery ablate",
+def _tokenizer(study: Study, given: str | Path | None, vocab_size: int, coverage: float,
+               sentences: int) -> dict[str, Any]:
+    """The study's one tokenizer: ``given``, or trained on the extraction-only input (not on any arm)."""
+    if given is not None:
+        import sentencepiece as spm
+
+        path = Path(given)
+        if not path.is_file():
+            raise FileNotFoundError(f"--tokenizer: {path} not found")
+        vocab = spm.SentencePieceProcessor(model_file=str(path)).vocab_size()
+        return {"model": str(path), "sha256": file_sha256(path), "vocab_sha256": vocab_sha256(path),
+                "vocab_size": vocab, "trained_on": "a --tokenizer file"}
+    from pipeline.tokenizer_training import train_tokenizer
+
+    material = {"inputs": study.input_key, "format": study.input_format, "vocab_size": vocab_size,
+                "character_coverage": coverage, "sentences": sentences, "version": _version()}
+
+    def build(directory: Path) -> dict[str, Any]:
+        crawl = study.crawl()
+        report = train_tokenizer([str(crawl / "documents")], directory / "tokenizer", vocab_size=vocab_size,
+                                 character_coverage=coverage, input_sentence_size=sentences, num_threads=1)
+        return {"model": report.model, "sha256": report.sha256, "vocab_sha256": vocab_sha256(Path(report.model)),
+                "vocab_size": report.vocab_size,
+                "bytes_per_token": report.bytes_per_token, "trained_on": "the extraction-only input",
+                "train_documents": report.train_documents, "sentences_cap": sentences}
+
+    result, _ = cached_step(study.root / "tokenizer" / content_key(material)[:16], material, build)
+    return result
+
+
+def vocab_sha256(model: Path) -> str:
+    """sha256 of the pieces, scores and types: what decides every token id. The .model file's own hash
+    also covers the path it was trained into (sentencepiece stores its trainer spec), so two studies
+    that trained the same tokenizer in different directories compare by this one."""
+    import hashlib
+
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    digest = hashlib.sha256()
+    for i in range(sp.vocab_size()):
+        kind = "u" if sp.is_unknown(i) else "c" if sp.is_control(i) else "b" if sp.is_byte(i) else "n"
+        digest.update(f"{sp.id_to_piece(i)}\t{sp.get_score(i)!r}\t{kind}\n".encode())
+    return digest.hexdigest()
+
+
+def _reference_shards(study: Study, tok: dict[str, Any]) -> dict[str, Any]:
+    material = {"reference": study.reference.key, "tokenizer": tok["sha256"]}
+
+    def build(directory: Path) -> dict[str, Any]:
+        texts = write_jsonl(directory / "texts.jsonl", study.reference.texts, "reference")
+        cfg = _tokenize_only(load_config(DEFAULT_CONFIG, {"source": "reference"}), tok["model"])
+        stats = _run(study, directory / "run", cfg, [str(texts)])
+        return {"tokens": stats["shards"]["tokens"], "shards": str(directory / "run" / "shards")}
+
+    result, _ = cached_step(study.root / "reference" / content_key(material)[:16], material, build)
+    return result
+
+
+def _arm(study: Study, recipe: Recipe, tok: dict[str, Any], budget: Any) -> dict[str, Any]:
+    """Curate and shard one recipe (cached by recipe content, input and tokenizer), then check that
+    its kept text does not contain the reference."""
+    material = {"recipe": recipe.fingerprint(), "inputs": study.input_key, "format": study.input_format,
+                "tokenizer": tok["sha256"], "version": _version()}
+    key = content_key(material)
+    directory = study.root / "arms" / key[:16]
+    result, reused = cached_step(directory, material, lambda d: _curate(study, recipe, tok, d))
+    overlap, _ = cached_step(directory / "overlap" / study.reference.key[:16], study.reference.key,
+                             lambda d: study.overlap.measure(_texts(directory / "curated" / "documents")))
+    check_overlap(f"the kept documents of arm '{recipe.name}'", overlap, study.max_overlap)
+    tokens = budget.steps * budget.tokens_per_step
+    mixture, _ = cached_step(directory / "mixtures" / str(tokens), tokens,
+                             lambda d: _mixture(recipe, directory, d, tokens))
+    report = {**result, "arm": key[:16], "reused": reused, "reference_overlap": overlap, **mixture}
+    return {"key": key, "dir": directory, "report": report, "mixture": mixture["mixture"]}
+
+
+def _texts(documents: Path) -> Any:
+    from pipeline.tokenizer_training import iter_texts
+
+    return iter_texts([str(documents)])
+
+
+def _curate(study: Study, recipe: Recipe, tok: dict[str, Any], directory: Path) -> dict[str, Any]:
+    classifier, quality_model, min_score = None, None, None
+    if recipe.classifier is not None:
+        classifier, quality_model, min_score = _classifier(study, recipe, directory)
+    cfg = recipe.config(quality_model, min_score)
+    stats = _run(study, directory / "curated", cfg)
+    if stats["totals"]["kept"] == 0:
+        raise AblationError(f"recipe '{recipe.name}' ({recipe.path}) kept no documents of {study.inputs}")
+    shards = _run(study, directory / "shards", _tokenize_only(cfg, tok["model"]),
+                  [str(directory / "curated" / "documents")])
+    if classifier is not None:
+        stage = next((s for s in stats["funnel"] if s["stage"] in CLASSIFIER_STAGE), None)
+        classifier["kept_by_stage"] = None if stage is None or not stage["in"] else stage["out"] / stage["in"]
+    return {"stages": list(cfg.stages), "records": stats["totals"]["records"], "kept": stats["totals"]["kept"],
+            "funnel": stats["funnel"], "classifier": classifier, "tokens": shards["shards"]["tokens"],
+            "documents": shards["shards"]["documents"]}
+
+
+def _classifier(study: Study, recipe: Recipe, directory: Path) -> tuple[dict[str, Any], Path, float | None]:
+    """Train the arm's classifier; with ``keep_fraction``, its threshold is the quantile of the scores
+    of the documents that reach the classifier: the output of the recipe's earlier stages."""
+    from filters.quality_classifier import QualityClassifier, train_quality_classifier
+
+    spec = recipe.classifier
+    assert spec is not None
+    model = directory / "quality.bin"
+    positives = classifier_texts(spec.positives, study.reference.digests, spec.max_texts)
+    negative_paths = [study.crawl() / "documents"] if spec.negatives == "random" else list(spec.negatives)
+    negatives = classifier_texts(negative_paths, study.reference.digests, spec.max_texts)
+    report = train_quality_classifier(positives, negatives, model, **spec.train)
+    info: dict[str, Any] = {**report.as_dict(), "positives": [str(p) for p in spec.positives],
+                            "negatives": spec.negatives if spec.negatives == "random" else list(map(str, spec.negatives)),
+                            "keep_fraction": spec.keep_fraction, "min_score_from_quantile": None}
+    if spec.keep_fraction is None:
+        return info, model, None
+    before = directory / "before-classifier"
+    stats = _run(study, before, _prefix_config(recipe, model))
+    scorer = QualityClassifier(model_path=str(model))
+    scores = np.array([s for t in _texts(before / "documents") if (s := scorer.score(t)) is not None])
+    if not scores.size:
+        raise AblationError(f"recipe '{recipe.name}': no document reaches its classifier")
+    min_score = float(np.quantile(scores, 1 - spec.keep_fraction))
+    info.update(min_score_from_quantile=min_score, reaching_classifier=int(stats["totals"]["kept"]),
+                kept_of_reaching=float((scores >= min_score).mean()))
+    return info, model, min_score
+
+
+def _prefix_config(recipe: Recipe, model: Path) -> PipelineConfig:
+    """The recipe's own config cut before its classifier, without rejects."""
+    cfg = recipe.config(model)
+    return dataclasses.replace(cfg, stages=tuple(recipe.stages_before_classifier()),
+                               output=dataclasses.replace(cfg.output, rejects=False))
+
+
+def _mixture(recipe: Recipe, arm: Path, directory: Path, tokens: int) -> dict[str, Any]:
+    from pipeline.mix import mix
+
+    source = json.loads((arm / "shards" / "shards" / "manifest.json").read_text(encoding="utf-8"))["source"]
+    spec = recipe.mixture or _one_source_mixture(directory, source, tokens)
+    result = mix(spec, {source: arm / "shards"}, directory, token_budget=tokens)
+    return {"mixture": str(result.path), "warnings": result.warnings,
+            "mixture_epochs": {s.name: s.epochs for s in result.mixture.sources}}
+
+
+def _one_source_mixture(directory: Path, source: str, tokens: int) -> Path:
+    """A mixture recipe giving the arm's whole source weight 1 (no other source is ablated)."""
+    path = directory / "mixture.yaml"
+    path.write_text(yaml.safe_dump({"name": "ablation-arm", "reference": "refinery ablate",
                                     "token_budget": tokens, "max_epochs": 4, "weights": {source: 1.0}}))
     return path
+
+
+def _run_seed(study: Study, arm: dict[str, Any], arms: dict[str, dict[str, Any]], seed: int, model: str | Path,
+              train_config: str | Path, tokens: int, ref: dict[str, Any], stride: int | None,
+              cross_windows: int) -> dict[str, Any]:
+    """One proxy run (cached by arm, model, train settings and seed), scored on the whole reference
+    and on every arm's held-out split."""
+    from trainer.evaluate import evaluate
+    from trainer.train import pretrain
+
+    cfg = train_settings(train_config, tokens, seed)
+    material = {"arm": arm["key"], "model": Path(model).read_text(encoding="utf-8"),
+                "train": dataclasses.asdict(cfg), "mixture": file_sha256(Path(arm["mixture"]))}
+    directory = arm["dir"] / "runs" / content_key(material)[:16]
+
+    def train(d: Path) -> dict[str, Any]:
+        log.info("ablate: training %s seed %d for %d steps", arm["dir"].name, seed, cfg.steps)
+        result = pretrain(Path(model), Path(arm["mixture"]), d / "train", train_config=cfg)
+        trained = result.step * cfg.tokens_per_step
+        windows = _train_windows(Path(arm["mixture"]), cfg)
+        return {"seed": seed, "steps": result.step, "tokens_trained": trained, "epochs": trained / (windows * cfg.seq_len),
+                "final_loss": result.losses[-1], "first_loss": result.losses[0], "checkpoint": str(result.checkpoint)}
+
+    run, reused = cached_step(directory, material, train)
+    scored, _ = cached_step(directory / "reference" / f"{study.reference.key[:16]}-{stride or 0}",
+                            {"reference": ref, "stride": stride}, lambda d: _score(run["checkpoint"], ref, stride, d))
+    cross = {}
+    for name, other in arms.items():
+        value, _ = cached_step(directory / "cross" / f"{other['key'][:16]}-{cross_windows}", other["mixture"],
+                               lambda d, o=other: evaluate(run["checkpoint"], o["mixture"], max_windows=cross_windows)["all"])
+        cross[name] = value
+    return {**run, "reused": reused, "reference": scored, "cross": cross}
+
+
+def _score(checkpoint: str, ref: dict[str, Any], stride: int | None, directory: Path) -> dict[str, Any]:
+    from pipeline.ablate_score import score_reference
+
+    score = score_reference(Path(checkpoint), Path(ref["shards"]), stride=stride)
+    path = directory / "documents.npz"
+    np.savez(path, nats=score.nats, bytes=score.bytes)
+    return {**score.summary(), "per_document": str(path)}
 
 
 def _train_windows(mixture: Path, cfg: Any) -> int:
@@ -473,28 +413,6 @@ def _train_windows(mixture: Path, cfg: Any) -> int:
     return sum(s.n_train for s in loader.sources)
 
 
-def _train_and_evaluate(name: str, seed: int, model: str | Path, train_config: str | Path, tokens: int, root: Path,
-                        shards: dict[str, dict[str, Any]], ref_shards: Path, names: Sequence[str],
-                        eval_windows: int) -> dict[str, Any]:
-    """One proxy run: train from scratch, then bits per byte on the reference and on every recipe."""
-    from trainer.evaluate import evaluate
-    from trainer.train import pretrain
-
-    cfg = train_settings(train_config, tokens, seed)
-    run_dir = root / "recipes" / name / f"seed-{seed}"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # a fresh run: the trainer refuses a directory that holds checkpoints
-    log.info("ablate: training %s seed %d for %d steps", name, seed, cfg.steps)
-    result = pretrain(Path(model), Path(shards[name]["mixture"]), run_dir, train_config=cfg)
-    reference = evaluate(run_dir, ref_shards, max_windows=eval_windows)
-    cross = {other: evaluate(run_dir, shards[other]["mixture"], max_windows=eval_windows)["all"] for other in names}
-    tokens_trained = result.step * cfg.tokens_per_step
-    return {"seed": seed, "steps": result.step, "tokens_trained": tokens_trained,
-            "epochs": tokens_trained / (shards[name]["train_windows"] * cfg.seq_len),
-            "final_loss": result.losses[-1], "first_loss": result.losses[0], "checkpoint": str(result.checkpoint),
-            "reference": {**reference["all"], "data": reference["data"]}, "cross": cross}
-
-
 # -- the command line ---------------------------------------------------------------------------------
 
 
@@ -502,33 +420,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="refinery ablate",
         description="Curate the same input with each recipe, train the same proxy model on each result for "
-                    "the same tokens and seeds, and compare them on one held-out reference set.",
+                    "the same tokens and seeds, and compare them on one held-out reference.",
         allow_abbrev=False)
     parser.add_argument("--recipes", nargs="+", required=True, metavar="RECIPE.yaml",
                         help="recipe files (configs/ablations/*.yaml); at least one")
     parser.add_argument("--input", nargs="+", required=True, metavar="PATH",
                         help="WARC files/globs, or documents Parquet/JSONL with --input-format documents")
     parser.add_argument("--input-format", default=None, help="override every recipe's input.format (e.g. documents)")
-    parser.add_argument("--out", required=True, help="output directory (report: ablation.json, ablation.html)")
+    parser.add_argument("--out", required=True, help="study directory; steps already done there are reused")
+    parser.add_argument("--heldout", nargs="+", required=True, metavar="PATH",
+                        help="reference texts (files or dirs: .txt, .jsonl, .parquet, .raw) that no arm and no "
+                             "classifier learns from; checked by n-gram overlap")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
-    parser.add_argument("--tokens", type=int, default=200_000, help="training tokens per run (default 200000)")
+    parser.add_argument("--tokens", type=int, default=None,
+                        help="training tokens per run (default: 20 x the proxy's parameters)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="proxy model YAML (default proxy-tiny)")
-    parser.add_argument("--train-config", default=str(DEFAULT_TRAIN), help="training YAML (default train/tiny)")
-    parser.add_argument("--heldout", nargs="+", default=None, metavar="PATH",
-                        help="reference texts (files or dirs); default: a fixed split of the shared positives")
-    parser.add_argument("--reference-chunks", type=int, default=None, help="cap the reference at N chunks")
-    parser.add_argument("--vocab-size", type=int, default=2000, help="shared tokenizer vocabulary (default 2000)")
+    parser.add_argument("--train-config", default=str(DEFAULT_TRAIN),
+                        help="training YAML (default configs/ablations/train/cpu.yaml)")
+    parser.add_argument("--tokenizer", default=None, metavar="MODEL",
+                        help="a sentencepiece .model for the whole study (default: trained on the input)")
+    parser.add_argument("--reference-chunks", type=int, default=None, help="cap the reference at its first N chunks")
+    parser.add_argument("--vocab-size", type=int, default=2000, help="trained tokenizer's vocabulary (default 2000)")
     parser.add_argument("--character-coverage", type=float, default=0.9995,
-                        help="tokenizer character coverage; the rarest characters fall back to bytes (default "
-                             "0.9995: a small vocabulary cannot hold every CJK character a raw crawl has)")
-    parser.add_argument("--eval-windows", type=int, default=256, help="held-out windows per evaluation")
+                        help="trained tokenizer's character coverage; rarer characters fall back to bytes")
+    parser.add_argument("--tokenizer-sentences", type=int, default=2_000_000,
+                        help="sentences of the input sampled to train the tokenizer (default 2000000)")
+    parser.add_argument("--eval-stride", type=int, default=None,
+                        help="reference windows start every N tokens (default: the training context, no overlap)")
+    parser.add_argument("--cross-windows", type=int, default=64, help="held-out windows per arm in the cross matrix")
+    parser.add_argument("--max-overlap", type=float, default=DEFAULT_MAX_OVERLAP,
+                        help="largest share of the reference's 13-grams another set may contain (default 0.01)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``refinery ablate``: 0 report written, 1 a run failed, 2 a usage or recipe mistake (one line).
-
-    Flags it does not know go to Beam (as for ``refinery run``)."""
+    """``refinery ablate``: 0 report written, 1 a run failed, 2 a usage, recipe or reference mistake
+    (one line). Flags it does not know go to Beam (as for ``refinery run``)."""
     parser = build_parser()
     try:
         args, beam_args = parser.parse_known_args(argv)
@@ -536,12 +463,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        result = ablate(args.recipes, args.input, args.out, seeds=args.seeds, token_budget=args.tokens,
-                        model=args.model, train_config=args.train_config, heldout=args.heldout,
-                        reference_chunks=args.reference_chunks, vocab_size=args.vocab_size,
-                        character_coverage=args.character_coverage,
-                        eval_windows=args.eval_windows, input_format=args.input_format, beam_args=beam_args)
-    except (ValueError, FileNotFoundError) as exc:  # recipe, config, mix, tokenizer and train errors
+        result = ablate(args.recipes, args.input, args.out, heldout=args.heldout, seeds=args.seeds,
+                        token_budget=args.tokens, model=args.model, train_config=args.train_config,
+                        tokenizer=args.tokenizer, reference_chunks=args.reference_chunks, vocab_size=args.vocab_size,
+                        character_coverage=args.character_coverage, tokenizer_sentences=args.tokenizer_sentences,
+                        eval_stride=args.eval_stride, cross_windows=args.cross_windows, max_overlap=args.max_overlap,
+                        input_format=args.input_format, beam_args=beam_args)
+    except (ValueError, FileNotFoundError) as exc:  # recipe, reference, config, mix, tokenizer and train errors
         print(f"refinery ablate: error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:

@@ -1,151 +1,189 @@
-"""``refinery ablate`` on real WARC files: three recipes x two seeds of the tiny model, a few steps each.
+"""``refinery ablate`` on real WARC files with the tiny model: what makes the instrument fair.
 
-What is checked is the ablation's fairness and its report, never which recipe wins: every run
-trained for the same tokens with the seed it claims, epochs are recorded and agree with the data
-each recipe kept, every model is scored on the same reference windows, classifiers never see a
-reference text, and the report holds the statistics and the noise verdicts it promises.
+Never which recipe wins. Checked: the tokenizer does not depend on the arms listed; every token of
+the reference is scored; ``keep_fraction`` is a share of what reaches the classifier; a reference
+that an arm or a classifier learned from is refused; a grown or interrupted study reuses what is
+done; the report holds both noise estimates and a readable plot. One study (two arms, one seed)
+is grown by an arm and a seed; a second study in a fresh directory checks the tokenizer.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pipeline.ablate import (
-    DEFAULT_REFERENCE_ROOT,
-    AblationError,
-    build_reference,
-    classifier_texts,
-    load_recipe,
-    main,
-    split_position,
-    text_digest,
-)
-from pipeline.ablate_report import compare, mean_std
+from pipeline.ablate import main
+from pipeline.ablate_cache import DONE, input_files
+from pipeline.ablate_reference import write_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
-WARC = REPO.parent / "shared" / "data" / "warc"
-# English pages (a wget crawl, a gov.uk crawl) and a real CommonCrawl excerpt of spam pages.
-WARC_FILES = ["dolma_wget_sample-0000.warc.gz", "dolma_wget_sample-0001.warc.gz",
-              "resiliparse_CC-MAIN-2020-34_sample.warc.gz", "ukwa_gov.uk_BL-20140325121225068.warc.gz"]
-RECIPES = ["raw", "heuristics", "full"]
-SEEDS = [0, 1]
-TOKENS = 3000  # not a multiple of tokens_per_step (1024 in train/tiny.yaml): rounds up to 3 steps
+SHARED = REPO.parent / "shared" / "data"
+WARC = [str(SHARED / "warc" / f) for f in
+        ("dolma_wget_sample-0000.warc.gz", "dolma_wget_sample-0001.warc.gz", "resiliparse_CC-MAIN-2020-34_sample.warc.gz")]
+ARTICLES = SHARED / "html_extraction" / "scrapinghub_article_extraction_benchmark" / "ground-truth.json"
+TOKENS = 3000  # 3 steps of train/tiny.yaml's 1024 tokens
+
+
+def recipe(name: str) -> str:
+    return str(REPO / "configs" / "ablations" / f"{name}.yaml")
+
+
+def argv(out: Path, heldout: Path, recipes: list[str], seeds: list[int]) -> list[str]:
+    return ["--recipes", *map(recipe, recipes), "--input", *WARC, "--out", str(out), "--heldout", str(heldout),
+            "--seeds", *map(str, seeds), "--tokens", str(TOKENS), "--model", str(REPO / "configs/model/tiny.yaml"),
+            "--train-config", str(REPO / "configs/train/tiny.yaml"), "--cross-windows", "4", "--vocab-size", "2000",
+            "--character-coverage", "0.99"]
 
 
 @pytest.fixture(scope="module")
-def ablation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("ablate")
-    argv = ["--recipes", *(str(REPO / "configs" / "ablations" / f"{r}.yaml") for r in RECIPES),
-            "--input", *(str(WARC / f) for f in WARC_FILES), "--out", str(out),
-            "--seeds", *map(str, SEEDS), "--tokens", str(TOKENS), "--model", str(REPO / "configs/model/tiny.yaml"),
-            "--reference-chunks", "64", "--eval-windows", "8", "--vocab-size", "2000"]
-    assert main(argv) == 0
-    return out, json.loads((out / "ablation.json").read_text(encoding="utf-8"))
+def heldout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """News articles (the Scrapinghub extraction benchmark's gold text): in no WARC here, in no positive set."""
+    bodies = [v["articleBody"] for v in json.loads(ARTICLES.read_text(encoding="utf-8")).values()]
+    return write_jsonl(tmp_path_factory.mktemp("heldout") / "articles.jsonl", bodies[:24], "articles")
 
 
-def test_every_run_trains_the_same_tokens_with_its_seed(ablation: tuple[Path, dict]) -> None:
-    _, report = ablation
-    assert report["recipes_order"] == RECIPES and report["seeds"] == SEEDS
-    budget = report["token_budget"]
-    assert budget == {"requested": TOKENS, "steps": 3, "tokens_per_step": 1024, "tokens": 3072}
-    for name in RECIPES:
-        runs = report["recipes"][name]["runs"]
-        assert [r["seed"] for r in runs] == SEEDS
-        for run in runs:
-            assert run["steps"] == 3 and run["tokens_trained"] == 3072
-            meta = json.loads((Path(run["checkpoint"]) / "meta.json").read_text(encoding="utf-8"))
-            assert meta["train_config"]["seed"] == run["seed"]
-            assert meta["step"] == 3
-            assert math.isfinite(run["final_loss"])
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory, heldout: Path) -> dict:
+    """raw + full with seed 0; then interrupted (raw's run loses its done.json) and grown by an arm and a seed."""
+    out = tmp_path_factory.mktemp("study")
+    assert main(argv(out, heldout, ["raw", "full"], [0])) == 0
+    first = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
+    checkpoints = {n: Path(first["recipes"][n]["runs"][0]["checkpoint"]) for n in ("raw", "full")}
+    stamps = {n: (c / "meta.json").stat().st_mtime_ns for n, c in checkpoints.items()}
+    (checkpoints["raw"].parents[2] / DONE).unlink()  # raw seed 0 was interrupted before it finished
+    assert main(argv(out, heldout, ["raw", "heuristics", "full"], [0, 1])) == 0
+    grown = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
+    return {"out": out, "first": first, "grown": grown, "stamps": stamps, "checkpoints": checkpoints}
 
 
-def test_epochs_are_recorded_from_the_data_each_recipe_kept(ablation: tuple[Path, dict]) -> None:
-    _, report = ablation
-    seq_len = report["train_config"]["seq_len"]
-    for name in RECIPES:
-        recipe = report["recipes"][name]
-        assert recipe["kept"] > 0 and recipe["tokens"] > 0 and recipe["train_windows"] > 0
-        assert set(recipe["mixture_epochs"]) == {"commoncrawl"}
-        for run in recipe["runs"]:
-            assert run["epochs"] == pytest.approx(run["tokens_trained"] / (recipe["train_windows"] * seq_len))
-    # Less kept text, more repetition at the same budget.
-    by_windows = sorted(RECIPES, key=lambda n: report["recipes"][n]["train_windows"])
-    epochs = [report["recipes"][n]["runs"][0]["epochs"] for n in by_windows]
-    assert epochs == sorted(epochs, reverse=True)
+def test_the_tokenizer_does_not_depend_on_the_arms(study: dict, heldout: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    tokenizer = study["first"]["tokenizer"]
+    assert study["grown"]["tokenizer"] == tokenizer  # adding an arm
+    assert main(argv(tmp_path, heldout, ["heuristics"], [0])) == 0  # another study, another arm, from nothing
+    alone = json.loads((tmp_path / "ablation.json").read_text(encoding="utf-8"))["tokenizer"]
+    assert alone["vocab_sha256"] == tokenizer["vocab_sha256"] and alone["model"] != tokenizer["model"]
+    assert "per parameter rule" in capsys.readouterr().err  # 3,000 tokens is far under 20 per parameter
 
 
-def test_every_model_is_scored_on_the_same_reference(ablation: tuple[Path, dict]) -> None:
-    out, report = ablation
+def test_the_whole_reference_is_scored_per_document(study: dict) -> None:
+    report = study["grown"]
     reference = report["reference"]
-    assert reference["default_split"] is True and reference["documents"] == 64
-    assert (out / "reference" / "texts.jsonl").read_text(encoding="utf-8").count("\n") == 64
-    scored = [r["reference"] for n in RECIPES for r in report["recipes"][n]["runs"]]
-    assert {s["data"] for s in scored} == {reference["shards"]}
-    assert len({(s["windows"], s["tokens"], s["bytes"]) for s in scored}) == 1  # the same windows
-    assert all(s["windows"] == 8 and math.isfinite(s["bits_per_byte"]) for s in scored)
-    for name in RECIPES:  # the cross matrix: every model on every recipe's held-out split
+    for name in report["recipes_order"]:
         for run in report["recipes"][name]["runs"]:
-            assert set(run["cross"]) == set(RECIPES)
-        assert set(report["recipes"][name]["summary"]["cross_bits_per_byte"]) == set(RECIPES)
+            scored = run["reference"]
+            assert scored["tokens_scored"] == reference["tokens"] - 1  # every token but the first is a target
+            assert scored["documents"] == reference["documents"] == 24
+            per_doc = np.load(scored["per_document"])
+            assert per_doc["bytes"].sum() == scored["bytes"] and (per_doc["bytes"] > 0).all()
+            assert per_doc["nats"].sum() / (math.log(2) * scored["bytes"]) == pytest.approx(scored["bits_per_byte"])
+        low, high = report["recipes"][name]["summary"]["reference_ci"]
+        assert low < report["recipes"][name]["summary"]["reference_bits_per_byte"]["mean"] < high
 
 
-def test_report_has_statistics_noise_verdicts_and_a_plot(ablation: tuple[Path, dict]) -> None:
-    out, report = ablation
-    assert "2 * pooled std" in report["noise_rule"]
-    for name in RECIPES:
-        summary = report["recipes"][name]["summary"]["reference_bits_per_byte"]
-        assert summary["n"] == len(SEEDS) and summary["mean"] > 0 and summary["std"] is not None
-    pairs = {(c["a"], c["b"]) for c in report["comparisons"]}
-    assert pairs == {("raw", "heuristics"), ("raw", "full"), ("heuristics", "full")}
-    assert all(isinstance(c["within_noise"], bool) for c in report["comparisons"])
-    page = (out / "ablation.html").read_text(encoding="utf-8")
-    assert "<svg" in page and page.count("<rect") == len(RECIPES)
-    assert "<script" not in page and "src=" not in page and "href=" not in page  # nothing fetched
-    assert all(name in page for name in RECIPES)
+def test_a_smaller_stride_scores_the_same_tokens_with_more_context(study: dict) -> None:
+    from pipeline.ablate_score import score_reference, window_starts
+
+    for n, seq_len, stride in [(1000, 64, 64), (1000, 64, 16), (50, 64, 8), (65, 64, 7)]:
+        targets = [p for start, first in window_starts(n, seq_len, stride)
+                   for p in range(start + 1 + first, start + 1 + min(seq_len, n - 1))]
+        assert targets == list(range(1, n))  # each target once, in order
+    report = study["grown"]
+    shards = Path(report["reference"]["shards"])
+    whole = score_reference(study["checkpoints"]["full"], shards)
+    sliding = score_reference(study["checkpoints"]["full"], shards, stride=16)
+    assert whole.tokens_scored == sliding.tokens_scored == report["reference"]["tokens"] - 1
+    assert sliding.windows > whole.windows and (sliding.bytes == whole.bytes).all()
 
 
-def test_the_classifier_is_trained_by_ablate_without_reference_text(ablation: tuple[Path, dict]) -> None:
-    out, report = ablation
-    assert report["recipes"]["raw"]["classifier"] is None
-    classifier = report["recipes"]["full"]["classifier"]
-    assert classifier["negatives"] == "random" and Path(classifier["model_path"]).is_file()
-    assert classifier["n_train_positive"] > 0 and classifier["n_train_negative"] > 0
-    assert classifier["keep_fraction"] == 0.3 and 0.0 <= classifier["min_score_from_quantile"] <= 1.0
-    assert "quality_classifier" in report["recipes"]["full"]["stages"]
-    reference = {text_digest(json.loads(line)["text"])
-                 for line in (out / "reference" / "texts.jsonl").read_text(encoding="utf-8").splitlines()}
-    positives = classifier_texts([DEFAULT_REFERENCE_ROOT / "wikipedia"], reference, limit=10**6)
-    assert positives and not reference & {text_digest(t) for t in positives}
+def test_keep_fraction_is_a_share_of_what_reaches_the_classifier(study: dict) -> None:
+    full = study["grown"]["recipes"]["full"]
+    classifier = full["classifier"]
+    stage = next(s for s in full["funnel"] if s["stage"] in ("QualityClassifier", "quality_classifier"))
+    assert classifier["keep_fraction"] == 0.3
+    assert classifier["reaching_classifier"] == stage["in"] > 0
+    assert stage["out"] / stage["in"] == pytest.approx(0.3, abs=0.05) == classifier["kept_by_stage"]
 
 
-def test_the_default_reference_split_is_deterministic() -> None:
-    assert split_position("gutenberg/pg972.txt#3") == split_position("gutenberg/pg972.txt#3")
-    first = build_reference(None, max_chunks=20)
-    again = build_reference(None, max_chunks=20)
-    assert first.texts == again.texts and len(first.texts) == 20
-    assert sum(f["reference"] for f in first.description["files"].values()) == 20
+def test_a_grown_or_interrupted_study_runs_only_what_is_new(study: dict) -> None:
+    report = study["grown"]
+    assert report["recipes"]["raw"]["reused"] and report["recipes"]["full"]["reused"]
+    assert not report["recipes"]["heuristics"]["reused"]
+    reused = {(n, r["seed"]): r["reused"] for n in report["recipes_order"] for r in report["recipes"][n]["runs"]}
+    assert reused == {("raw", 0): False, ("raw", 1): False, ("heuristics", 0): False, ("heuristics", 1): False,
+                      ("full", 0): True, ("full", 1): False}  # raw 0 had no done.json: redone
+    assert (study["checkpoints"]["full"] / "meta.json").stat().st_mtime_ns == study["stamps"]["full"]
+    assert (study["checkpoints"]["raw"] / "meta.json").stat().st_mtime_ns != study["stamps"]["raw"]
+    assert len(list((study["out"] / "arms").iterdir())) == 3
 
 
-def test_noise_rule() -> None:
-    a, b = mean_std([1.0, 1.2]), mean_std([1.05, 1.25])  # std 0.141 each, delta 0.05
-    assert compare(a, b)["within_noise"] is True
-    assert compare(mean_std([1.0, 1.01]), mean_std([2.0, 2.01]))["within_noise"] is False
-    assert compare(mean_std([1.0]), mean_std([2.0]))["within_noise"] is None  # one seed: unknown
+def test_a_reference_an_arm_kept_is_refused(study: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.ablate_reference import iter_chunks
+
+    crawl = next((study["out"] / "crawl").iterdir()) / "run" / "documents"
+    kept = [t for _, t in iter_chunks(crawl)][:5]
+    leaked = write_jsonl(tmp_path / "leaked.jsonl", kept, "leak")
+    assert main(argv(study["out"], leaked, ["raw"], [0])) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # warnings come first
+    assert len(errors) == 1 and re.search(r"^refinery ablate: error: reference leak: .* of arm 'raw'", errors[0])
+    assert study["grown"]["recipes"]["raw"]["reference_overlap"]["fraction"] < 0.01  # the real one is clean
 
 
-def test_recipe_errors_name_the_file_and_key(tmp_path: Path) -> None:
+def test_a_reference_in_the_classifier_positives_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    book = SHARED / "quality" / "positive" / "gutenberg" / "pg972_The-Devils-Dictionary.txt"
+    assert main(argv(tmp_path, book, ["full"], [0])) == 2
+    err = capsys.readouterr().err
+    assert "reference leak" in err and "classifier positives of 'full'" in err
+    assert not (tmp_path / "arms").exists()  # refused before any curation
+
+
+def test_the_report_states_its_budget_noise_and_overlaps(study: dict) -> None:
+    report = study["grown"]
+    budget = report["token_budget"]
+    assert budget["rule"] == 20 * report["model_params"] and budget["tokens"] == 3072
+    assert report["input_files"] == 3
+    assert {(c["a"], c["b"]) for c in report["comparisons"]} == {("raw", "heuristics"), ("raw", "full"),
+                                                                ("heuristics", "full")}
+    for c in report["comparisons"]:
+        assert c["ci"][0] <= c["ci"][1] and isinstance(c["within_noise"], bool) and c["a"] in c["sentence"]
+    page = (study["out"] / "ablation.html").read_text(encoding="utf-8")
+    assert report["tokenizer"]["vocab_sha256"] in page and f"{report['reference']['tokens'] - 1:,} tokens" in page
+    assert "3 file(s)" in page and "<script" not in page and "href=" not in page
+    means = [report["recipes"][n]["summary"]["reference_bits_per_byte"]["mean"] for n in report["recipes_order"]]
+    ticks = [float(t) for t in re.findall(r'text-anchor="end" font-size="10">([0-9.]+)<', page)]
+    assert min(means) - min(ticks) < max(means) - min(means) + 0.5 * min(means)  # not from 0: zoomed to the data
+    assert min(ticks) > 0.5 * min(means)
+
+
+def test_a_directory_of_parquet_parts_counts_its_files(study: dict) -> None:
+    documents = next((study["out"] / "crawl").iterdir()) / "run" / "documents"
+    parts = sorted(documents.glob("*.parquet"))
+    assert parts and input_files([str(documents)]) == parts
+
+
+def test_noise_rule_uses_seeds_and_the_reference() -> None:
+    from pipeline.ablate_report import compare, mean_std
+
+    far = mean_std([1.0, 1.01]), mean_std([2.0, 2.01])
+    assert compare(*far, ci=(-1.02, -0.98))["within_noise"] is False
+    assert compare(*far, ci=(-1.5, 0.1))["within_noise"] is True  # the reference cannot tell them apart
+    assert compare(mean_std([1.0, 1.2]), mean_std([1.05, 1.25]), ci=(-0.06, -0.04))["within_noise"] is True
+    assert compare(mean_std([1.0]), mean_std([2.0]), ci=(-1.1, -0.9))["within_noise"] is None
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, heldout: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("pipeline: configs/commoncrawl.yaml\nablation: {seeds: 3}\n")
-    with pytest.raises(AblationError, match=r"bad.yaml: unknown key 'ablation'"):
-        load_recipe(bad)
-    bad.write_text("overrides: {stages: [langid]}\nclassifier: {positives: [configs]}\n")
-    with pytest.raises(AblationError, match="no quality_classifier"):
-        load_recipe(bad)
-    bad.write_text("overrides: {stages: [no_such_stage]}\n")
-    with pytest.raises(AblationError, match="no_such_stage"):
-        load_recipe(bad)
-    assert main(["--recipes", str(bad), "--input", "x.warc.gz", "--out", str(tmp_path / "o")]) == 2
+    assert main(["--recipes", str(bad), "--input", *WARC, "--out", str(tmp_path / "o"), "--heldout", str(heldout)]) == 2
+    assert "bad.yaml: unknown key 'ablation'" in capsys.readouterr().err
+    assert main(["--recipes", recipe("raw"), "--input", *WARC, "--out", str(tmp_path / "o")]) == 2  # no --heldout
+    capsys.readouterr()
+    assert main(["--recipes", recipe("raw"), "--input", str(tmp_path / "none.warc.gz"), "--out", str(tmp_path / "o"),
+                 "--heldout", str(heldout)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no file matches" in err

@@ -9,6 +9,8 @@ import at DAG-parse time.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import logging
 import os
 import re
@@ -32,10 +34,6 @@ RESERVED_FLAGS = ("--input", "--output", "--config", "--set", "--overwrite", "--
 # names are snake_case; refinery's own use dashes). Beam's full list is not checked: it lives in the
 # pipeline's venv and grows with each runner's plugins (Dask, Flink).
 BEAM_OPTION = re.compile(r"--[A-Za-z0-9_]+(=.*)?", re.DOTALL)
-
-
-class SubcommandMissing(RuntimeError):
-    """The installed refinery has no such subcommand (yet); the task should skip, not fail."""
 
 
 def check_runner_options(options: Sequence[str]) -> None:
@@ -75,11 +73,17 @@ class RefineryUsageError(RuntimeError):
     inputs or config), so running it again cannot help; the DAG fails the task without retries."""
 
 
-def run_cli(executable: str, args: Sequence[str], *, require: str | None = None) -> str:
-    """Run ``refinery ARGS`` and stream its output into the task log; raise on a non-zero exit."""
-    if require and require not in subcommands(executable):
-        raise SubcommandMissing(f"`refinery {require}` does not exist in {executable} yet")
-    command = [executable, *args]
+def missing_subcommands(executable: str, needed: Sequence[str]) -> list[str]:
+    """The subcommands a DAG needs that this refinery lacks: a stale install is a failed
+    ``validate``, never a step skipped halfway through the chain."""
+    have = subcommands(executable)
+    return [name for name in needed if name not in have]
+
+
+def run_cli(executable: str, args: Sequence[str], *, launcher: Sequence[str] = ()) -> str:
+    """Run ``refinery ARGS`` (behind ``launcher``, e.g. torchrun) and stream its output into the
+    task log; raise on a non-zero exit."""
+    command = [*launcher, executable, *args]
     log.info("running: %s", " ".join(command))
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -143,3 +147,54 @@ def is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
+
+
+def run_id(request: object) -> str:
+    """A run directory's name from what it is made of (inputs, config, tokenizer): the same request
+    lands in the same finished run, which refinery then skips; any change makes a new run."""
+    blob = json.dumps(request, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return "r-" + hashlib.sha256(blob).hexdigest()[:16]
+
+
+def fingerprint(path: str) -> object:
+    """A local file by size and sha256 (a tokenizer or config edited in place is another request);
+    a remote one by its path only."""
+    local = Path(path.removeprefix("file://"))
+    if is_local(path) and local.is_file():
+        return [path, hashlib.sha256(local.read_bytes()).hexdigest()]
+    return path
+
+
+def read_json(location: str) -> object:
+    """JSON at a local path, file:// or http(s):// URL (CommonCrawl's collinfo.json)."""
+    if location.startswith(("http://", "https://")):
+        with urllib.request.urlopen(location, timeout=120) as response:  # noqa: S310 - scheme checked
+            data = response.read()
+    else:
+        data = Path(location.removeprefix("file://")).read_bytes()
+    return json.loads(data)
+
+
+DUMP_ID = re.compile(r"CC-MAIN-\d{4}-\d{2}")
+
+
+def crawl_ids(index: object, location: str) -> list[str]:
+    """The weekly-style dump ids (CC-MAIN-YYYY-WW) in CommonCrawl's crawl index, oldest first."""
+    if not isinstance(index, list) or not all(isinstance(e, dict) for e in index):
+        raise ValueError(f"{location}: not a crawl index (a JSON list of {{\"id\": \"CC-MAIN-...\"}} entries)")
+    ids = sorted({str(e.get("id", "")) for e in index if DUMP_ID.fullmatch(str(e.get("id", "")))})
+    if not ids:
+        raise ValueError(f"{location}: the crawl index lists no CC-MAIN-YYYY-WW dump")
+    return ids
+
+
+def torchrun(executable: str, nnodes: int, nproc_per_node: int, rdzv_endpoint: str, job_id: str) -> list[str]:
+    """The launcher for ``refinery pretrain``: the torchrun beside the refinery executable, one
+    process per GPU (or CPU worker, gloo); several nodes meet at ``rdzv_endpoint`` (host:port)."""
+    launcher = [str(Path(executable).with_name("torchrun")), "--nnodes", str(nnodes),
+                "--nproc_per_node", str(nproc_per_node)]
+    if nnodes > 1:
+        launcher += ["--rdzv_backend", "c10d", "--rdzv_endpoint", rdzv_endpoint, "--rdzv_id", job_id]
+    else:
+        launcher += ["--standalone"]
+    return [*launcher, "--no-python"]

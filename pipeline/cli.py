@@ -23,9 +23,11 @@ log = logging.getLogger("refinery")
 # without importing Beam. name -> ("module:function", one-line help)
 DELEGATED: dict[str, tuple[str, str]] = {
     "train-tokenizer": ("pipeline.tokenizer_training:main", "train a LLaMA-style sentencepiece BPE on documents"),
+    "catalog": ("pipeline.catalog:main", "publish a source's finished run; print the latest run of each source"),
     "mix": ("pipeline.mix:main", "build mixture.json from per-source shards and a recipe (LLaMA-1 by default)"),
     "report": ("pipeline.report:main", "write report.html and report.json for one or more runs"),
     "verify": ("pipeline.verify:main", "check token shards against their manifests"),
+    "wiki-references": ("pipeline.wiki_references:main", "the URLs cited in Wikipedia articles, from a dump"),
     "ablate": ("pipeline.ablate:main", "compare curation recipes by training the same proxy model on each"),
     "pretrain": ("trainer.train:main", "pretrain a decoder on a mixture of token shards"),
     "generate": ("trainer.generate:main", "sample text from a checkpoint (KV cache, rolling buffer for windows)"),
@@ -169,9 +171,15 @@ def _parser() -> argparse.ArgumentParser:
     qs = _command(sub, "build-quality-set", _cmd_build_quality_set,
                   "positives = documents whose URL is in a reference list; negatives = as many random others",
                   beam=True)
-    qs.add_argument("--references", required=True, help="text file of reference URLs, one per line")
+    qs.add_argument("--references", required=True,
+                    help="text file of reference URLs, one per line, or a `refinery wiki-references` output")
     qs.add_argument("--input", nargs="+", required=True, help="documents Parquet: files, globs or run directories")
     qs.add_argument("--output", required=True, help="directory for positive*.jsonl and negative*.jsonl")
+    qs.add_argument("--match", choices=("url", "domain"), default="url",
+                    help="url: the page itself is cited (LLaMA); domain: any page of a cited host "
+                         "(an alternative for crawls that hold few cited pages)")
+    qs.add_argument("--min-positives", type=int, default=100,
+                    help="exit 1 (no _SUCCESS) when fewer documents match: too few to train on (default 100)")
 
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False, allow_abbrev=False)
@@ -262,8 +270,13 @@ def _cmd_train_quality(args: argparse.Namespace, _: list[str]) -> int:
 def _cmd_build_quality_set(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.quality_set import build_quality_set
 
-    counts = build_quality_set(args.references, args.input, args.output, beam_args)
-    print(f"{counts['positive']} positive and {counts['negative']} negative documents in {args.output}")
+    report = build_quality_set(args.references, args.input, args.output, beam_args, match=args.match,
+                               min_positives=args.min_positives)
+    print(f"{report['references_matched']} of {report['references']} distinct references matched "
+          f"({report['match_rate']:.2%}) -> {report['positive']} positive and {report['negative']} negative "
+          f"documents in {args.output}")
+    for domain, n in list(report["matches_by_domain"].items())[:10]:
+        print(f"  {domain:<32} {n:>7} positives")
     return EXIT_OK
 
 

@@ -13,7 +13,9 @@ not an error: LLaMA itself repeats Wikipedia 2.45 times.
 
 mixture.json is written by trainer.mixture.write_mixture; this module then adds a ``plan`` key
 (targets, warnings, and with ``model_params`` the budget beside the Chinchilla-optimal and LLaMA
-token counts) for the report, and checks the file still loads.
+token counts) for the report, and checks the file still loads. The plan also records the request
+(recipe, weights, budget, and each manifest by sha256): asked again for the same request, ``mix``
+keeps the mixture.json already there, so a scheduler's re-run starts nothing downstream anew.
 """
 
 from __future__ import annotations
@@ -173,6 +175,10 @@ def mix(
             if source in manifests:
                 raise MixError(f"source '{source}' is given twice ({manifests[source].path} and {path})")
             manifests[source] = read_manifest(path)
+    request = _request(recipe, manifests, budget, model_params, tokenizer)
+    done = _finished(Path(output_dir) / "mixture.json", request)
+    if done is not None:
+        return done
     keys = list(recipe.weights)
     by_key: dict[str, list[str]] = {k: [] for k in keys}
     for source in manifests:
@@ -214,11 +220,37 @@ def mix(
     data = json.loads(out.read_text(encoding="utf-8"))
     data["plan"] = {"recipe": str(recipe.path), "recipe_name": recipe.name, "reference": recipe.reference,
                     "max_epochs": recipe.max_epochs, "targets": recipe.weights, "sources": plan_sources,
-                    "warnings": warnings, "scaling": scaling}
+                    "warnings": warnings, "scaling": scaling, "request": request}
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     return MixResult(out, load_mixture(out), warnings, scaling)
+
+
+def _sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _request(recipe: Recipe, manifests: Mapping[str, Manifest], budget: int, model_params: float | None,
+             tokenizer: str | Path | None) -> dict[str, Any]:
+    """What a mixture.json was made from, by content: the same request twice makes the same file."""
+    return {"recipe_sha256": _sha256(recipe.path) if recipe.path.is_file() else None,
+            "weights": recipe.weights, "token_budget": budget, "model_params": model_params,
+            "tokenizer_sha256": _sha256(tokenizer) if tokenizer else None,
+            "manifests": {name: _sha256(m.path) for name, m in sorted(manifests.items())}}
+
+
+def _finished(path: Path, request: dict[str, Any]) -> MixResult | None:
+    """The mixture already at ``path`` when it was made from the same request (a scheduler's re-run
+    then redoes nothing); None when there is none, or it was made from something else."""
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8")).get("plan") or {}
+    except (OSError, ValueError):
+        return None
+    if plan.get("request") != json.loads(json.dumps(request)):
+        return None
+    print(f"refinery mix: {path} is already complete (same recipe, shards and budget)", file=sys.stderr)
+    return MixResult(path, load_mixture(path), list(plan.get("warnings", [])), plan.get("scaling"))
 
 
 def _tokenizer(entries: Sequence[MixtureSource], manifests: Mapping[str, Manifest], given: str | Path | None,

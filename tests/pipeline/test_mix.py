@@ -130,3 +130,19 @@ def test_cli_names_sources_and_reports_scaling(tmp_path: Path, shards: Path, cap
     assert "no shards found" in capsys.readouterr().err
     assert parse_source("commoncrawl/en=/data/run") == ("commoncrawl/en", "/data/run")
     assert parse_source("/data/run") == (None, "/data/run")
+
+
+def test_the_same_request_keeps_the_mixture_and_another_rewrites_it(tmp_path: Path, shards: Path, capsys) -> None:
+    first = mix(DEFAULT_RECIPE, llama_sources(shards), tmp_path, model_params=7e9)
+    stamp = first.path.stat().st_mtime_ns
+    again = mix(DEFAULT_RECIPE, llama_sources(shards), tmp_path, model_params=7e9)
+    assert again.path.stat().st_mtime_ns == stamp and "already complete" in capsys.readouterr().err
+    assert again.scaling == first.scaling and len(again.warnings) == len(first.warnings)
+    # Another model size is another request (and so are other shards, another recipe or budget).
+    other = mix(DEFAULT_RECIPE, llama_sources(shards), tmp_path, model_params=13e9)
+    assert json.loads(other.path.read_text())["plan"]["request"]["model_params"] == 13e9
+    # Sub-sources (a dump published as commoncrawl/<dump-id>) take their group's weight.
+    named = {**llama_sources(shards)}
+    named["commoncrawl/CC-MAIN-2024-22"] = named.pop("commoncrawl")
+    result = mix(DEFAULT_RECIPE, named, tmp_path / "dump")
+    assert {s.name: s.weight for s in result.mixture.sources}["commoncrawl/CC-MAIN-2024-22"] == pytest.approx(0.67)

@@ -126,7 +126,7 @@ def run_demo(output: str | Path, beam_args: Sequence[str] = (), crawl_overrides:
         (t for f in sorted(quality_set.glob("positive*.jsonl")) for t in read_texts(f)),
         (t for f in sorted(quality_set.glob("negative*.jsonl")) for t in read_texts(f)),
         quality_model, dim=16, epoch=20, holdout_fraction=0.2)
-    print(f"  {counts['positive']} reference and {counts['negative']} random pages; held-out AUC {quality.auc:.2f}")
+    score_crawl = _judge_classifier(quality, counts, models / "quality.decision.json")
 
     _step("5/9 the tokenizer: sentencepiece BPE with LLaMA's settings, on every source")
     tok = train_tokenizer([str(runs / f"{name}-curated") for name in sorted(curated)], models / "tokenizer",
@@ -138,7 +138,7 @@ def run_demo(output: str | Path, beam_args: Sequence[str] = (), crawl_overrides:
     for name in sorted(curated):
         overrides: dict = {"source": curated[name]["run"]["source"], "input": {"format": "documents"}, "stages": [],
                            "tokenize": {"tokenizer": tok.model, "target_shard_tokens": 20000}}
-        if name == "commoncrawl":
+        if name == "commoncrawl" and score_crawl:
             overrides["stages"] = ["quality_classifier"]
             overrides["quality_classifier"] = {"model_path": str(quality_model), "min_score": 0.1}
         cfg = load_config(REPO / "configs" / "commoncrawl.yaml", overrides)
@@ -170,6 +170,32 @@ def run_demo(output: str | Path, beam_args: Sequence[str] = (), crawl_overrides:
     print(f"\neverything is under {root}/; open {html} in a browser")
     return {"curated": curated, "mixture": str(mixture.path), "report": str(html), "pretrain": str(root / "pretrain"),
             "losses": losses}
+
+
+DEMO_MIN_AUC = 0.8  # below this a classifier's scores would decide nothing worth showing
+
+
+def _judge_classifier(quality, counts: dict, decision_path: Path) -> bool:
+    """Print the held-out AUC with its 95% interval; score the crawl only when the classifier is worth it.
+
+    The demo's sample is tiny and generated: a classifier that cannot tell its held-out pages apart
+    must say so plainly, not quietly filter the crawl (issue 19). The decision is written beside the model.
+    """
+    import json
+
+    from filters.auc_confidence import auc_interval
+
+    n_pos, n_neg = quality.n_holdout_positive, quality.n_holdout_negative
+    low, high = auc_interval(quality.auc, n_pos, n_neg) if n_pos and n_neg else (0.0, 1.0)
+    print(f"  {counts['positive']} reference and {counts['negative']} random pages; held-out AUC {quality.auc:.2f} "
+          f"(95% interval {low:.2f}-{high:.2f} on {n_pos}+{n_neg} pages)")
+    scored = quality.auc >= DEMO_MIN_AUC
+    if not scored:
+        print(f"  the sample is too small to judge this classifier (held-out AUC below {DEMO_MIN_AUC}): the crawl is "
+              "NOT scored by it. For a real one: wiki-references on a dump, build-quality-set on a real crawl.")
+    decision_path.write_text(json.dumps({"auc": quality.auc, "interval": [low, high], "holdout": [n_pos, n_neg],
+                                         "min_auc": DEMO_MIN_AUC, "scored": scored}, indent=2) + "\n")
+    return scored
 
 
 def _step(title: str) -> None:

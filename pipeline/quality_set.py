@@ -1,11 +1,23 @@
 """``refinery build-quality-set``: the LLaMA classifier's training set, built in Beam.
 
 LLaMA's quality classifier tells pages used as references in Wikipedia from random pages
-(Touvron et al. 2023, 2.1). Given our documents and a list of reference URLs, the positives are
-the documents whose URL is in the list and the negatives an equally large random sample of the
-rest. The reference list of a real Wikipedia dump has tens of millions of URLs, so matching is a
-join (CoGroupByKey on the normalized URL), not a set in memory; sampling is a deterministic hash
-of the id against a rate computed from the two counts, so a re-run picks the same pages.
+(Touvron et al. 2023, 2.1). Given our documents and a list of reference URLs (``refinery
+wiki-references`` makes one from a dump), the positives are the documents whose URL is in the
+list and the negatives an equally large random sample of the rest. The reference list of a real
+Wikipedia dump has tens of millions of URLs, so matching is a join (CoGroupByKey on
+:func:`filters.urls.match_key`, the one normalization both sides go through), not a set in
+memory; sampling is a deterministic hash of the id against a rate computed from the two counts,
+so a re-run picks the same pages.
+
+``match="domain"`` is a documented alternative, not LLaMA's recipe: a page is positive when its
+host is a host the references cite. It is for crawls that hold few of the cited pages themselves
+(a small crawl, or one of another year than the dump), where URL matching finds almost nothing.
+
+The join is reported, since a classifier trained on a handful of positives is noise: how many
+distinct references there are, how many matched a document, how many documents matched, and by
+domain (``matches_by_domain.tsv``). Fewer positives than ``min_positives`` write the set and the
+report but no ``_SUCCESS``, and raise :class:`TooFewPositives` with what to do about it.
+URLs that name no page (an empty URL, ``mailto:``) are counted by reason on each side.
 """
 
 from __future__ import annotations
@@ -15,34 +27,46 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from filters import Document
+from filters.urls import UnusableUrl, key_domain, match_key
 from pipeline.output_dir import OutputDir
-from pipeline.run import pipeline_options
+from pipeline.run import RunFailed, pipeline_options
 
 log = logging.getLogger(__name__)
 
 POSITIVE, NEGATIVE = "positive", "negative"
 
 
+MATCHES = ("url", "domain")
+COUNTS = "counts"
+DEFAULT_MIN_POSITIVES = 100  # below this a held-out AUC is too wide to tell a classifier from noise
+
+
+class TooFewPositives(RunFailed):
+    """The join found fewer positives than asked for; the set and report are written, no _SUCCESS."""
+
+
 def normalize_url(url: str) -> str:
-    """The form both sides are matched in: case-folded host, no fragment, no default port or trailing slash."""
+    """The join key of a URL (:func:`filters.urls.match_key`); "" for a URL that names no page."""
     try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return url.strip()
-    host = (parts.hostname or "").lower()
-    if host.startswith("www."):
-        host = host[4:]
-    port = parts.port if parts.port not in (None, 80, 443) else None
-    netloc = f"{host}:{port}" if port else host
-    path = parts.path.rstrip("/") or ""
-    return urlunsplit(("", netloc, path, parts.query, ""))
+        return match_key(url)
+    except UnusableUrl:
+        return ""
+
+
+def _join_key(url: str, match: str, side: str) -> Iterator[Any]:
+    """(key, url) for the join, or a counted reason when the URL names no page."""
+    try:
+        key = match_key(url)
+    except UnusableUrl as refused:
+        yield beam.pvalue.TaggedOutput(COUNTS, f"{side}.{refused.reason}")
+        return
+    yield key_domain(key) if match == "domain" else key
 
 
 def _sample_rate(positives: int, others: int) -> float:
@@ -60,11 +84,33 @@ def _read_documents(path: str) -> Iterator[Document]:
             yield Document(id=row["id"], url=row["url"] or "", text=row["text"])
 
 
-def _split_match(element: tuple[str, dict[str, list[Any]]]):
-    _, joined = element
+class KeyDocuments(beam.DoFn):
+    """Document -> (join key, document); a document whose URL names no page is a random page as is."""
+
+    def __init__(self, match: str) -> None:
+        self.match = match
+
+    def process(self, doc: Document) -> Iterator[Any]:
+        yield beam.pvalue.TaggedOutput(COUNTS, "documents.read")
+        for keyed in _join_key(doc.url, self.match, "documents"):
+            if isinstance(keyed, beam.pvalue.TaggedOutput):
+                yield keyed
+                yield beam.pvalue.TaggedOutput("unkeyed", doc)
+            else:
+                yield keyed, doc
+
+
+def _split_match(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+    key, joined = element
     is_reference = bool(joined["ref"])
+    if is_reference:
+        yield beam.pvalue.TaggedOutput(COUNTS, "references.distinct")
+        if joined["doc"]:
+            yield beam.pvalue.TaggedOutput(COUNTS, "references.matched")
     for doc in joined["doc"]:
         yield beam.pvalue.TaggedOutput(POSITIVE if is_reference else "others", doc)
+        if is_reference:
+            yield beam.pvalue.TaggedOutput("domains", key_domain(key))
 
 
 def _to_json(doc: Document) -> str:
@@ -79,26 +125,47 @@ def _documents_glob(spec: str) -> str:
     return FileSystems.join(documents if FileSystems.exists(documents) else spec, "*.parquet")
 
 
-def build_quality_set(references: str, inputs: Sequence[str], output: str, beam_args: Sequence[str] = ()) -> dict:
-    """Write ``positive*.jsonl`` and ``negative*.jsonl`` under ``output``; returns their counts."""
+def _read_references(p: beam.Pipeline, spec: str) -> beam.PCollection:
+    """URLs from a text file (one per line), or the urls-* files of a ``wiki-references`` output."""
+    listed = FileSystems.match([FileSystems.join(spec, "urls-*")])[0].metadata_list
+    if any(m.path.endswith(".parquet") for m in listed):
+        return (p | "ReadReferences" >> beam.io.ReadFromParquet(FileSystems.join(spec, "urls-*.parquet"),
+                                                                columns=["url"])
+                | "ReferenceUrls" >> beam.Map(lambda row: row["url"] or ""))
+    path = FileSystems.join(spec, "urls-*.txt") if listed else spec
+    return p | "ReadReferences" >> beam.io.ReadFromText(path)
+
+
+def build_quality_set(references: str, inputs: Sequence[str], output: str, beam_args: Sequence[str] = (), *,
+                      match: str = "url", min_positives: int = 1) -> dict:
+    """Write ``positive*.jsonl`` and ``negative*.jsonl`` under ``output``; returns the report.
+
+    Raises :class:`TooFewPositives` (after writing) when fewer than ``min_positives`` documents match.
+    """
     from pipeline.inputs import resolve_inputs
 
+    if match not in MATCHES:
+        raise ValueError(f"--match {match!r}: expected one of {', '.join(MATCHES)}")
     out = OutputDir(output)
     files = resolve_inputs([_documents_glob(i) for i in inputs], suffixes=(".parquet",))
     if not FileSystems.exists(references):
         raise FileNotFoundError(f"{references}: reference URL list not found")
-    out.prepare({"references": references, "inputs": files}, overwrite=True)
+    out.prepare({"references": references, "inputs": files, "match": match}, overwrite=True)
     with beam.Pipeline(options=pipeline_options(beam_args)) as p:
         docs = (p | "ListDocuments" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
                 | "ReadDocuments" >> beam.FlatMap(_read_documents))
-        refs = (p | "ReadReferences" >> beam.io.ReadFromText(references)
-                | "RefKeys" >> beam.Map(lambda url: (normalize_url(url), True)))
+        keyed = docs | "DocKeys" >> beam.ParDo(KeyDocuments(match)).with_outputs(COUNTS, "unkeyed", main="keyed")
+        refs = (_read_references(p, references)
+                | "RefLines" >> beam.Map(str.strip) | "NoBlankLines" >> beam.Filter(bool)
+                | "RefKeys" >> beam.FlatMap(_join_key, match, "references").with_outputs(COUNTS, main="keys"))
+        ref_keys = refs.keys | "DistinctRefs" >> beam.Distinct() | "RefMarks" >> beam.Map(lambda k: (k, True))
         split = (
-            {"doc": docs | "DocKeys" >> beam.Map(lambda d: (normalize_url(d.url), d)), "ref": refs}
+            {"doc": keyed.keyed, "ref": ref_keys}
             | "MatchUrls" >> beam.CoGroupByKey()
-            | "Split" >> beam.FlatMap(_split_match).with_outputs(POSITIVE, "others")
+            | "Split" >> beam.FlatMap(_split_match).with_outputs(POSITIVE, "others", "domains", COUNTS)
         )
-        positives, others = split[POSITIVE], split["others"]
+        positives = split[POSITIVE]
+        others = (split["others"], keyed.unkeyed) | "AllOthers" >> beam.Flatten()
         n_pos = positives | "CountPositives" >> beam.combiners.Count.Globally()
         n_other = others | "CountOthers" >> beam.combiners.Count.Globally()
         negatives = others | "SampleNegatives" >> beam.Filter(
@@ -108,8 +175,53 @@ def build_quality_set(references: str, inputs: Sequence[str], output: str, beam_
         for name, pcoll in ((POSITIVE, positives), (NEGATIVE, negatives)):
             _ = (pcoll | f"{name.title()}Json" >> beam.Map(_to_json)
                  | f"Write{name.title()}" >> beam.io.WriteToText(out.path(name), file_name_suffix=".jsonl"))
-    counts = {name: sum(1 for _ in out.read_json_lines(f"{name}*.jsonl")) for name in (POSITIVE, NEGATIVE)}
-    out.finish(counts)
-    if counts[POSITIVE] == 0:
-        log.warning("no document URL matched the reference list; check that the lists use the same URLs")
-    return counts
+        _ = (split["domains"] | "CountPerDomain" >> beam.combiners.Count.PerElement()
+             | "DomainLines" >> beam.MapTuple(lambda d, n: f"{d}\t{n}")
+             | "WriteDomains" >> beam.io.WriteToText(out.path("_by_domain"), file_name_suffix=".tsv"))
+        _ = ((keyed[COUNTS], refs[COUNTS], split[COUNTS]) | "AllCounts" >> beam.Flatten()
+             | "Count" >> beam.combiners.Count.PerElement() | "CountJson" >> beam.Map(json.dumps)
+             | "WriteCounts" >> beam.io.WriteToText(out.path("_counts"), file_name_suffix=".jsonl"))
+    report = _report(out, match)
+    if report[POSITIVE] < min_positives:
+        out.write_json("stats.json", report)
+        raise TooFewPositives(_too_few(report, min_positives))
+    out.finish(report)
+    return report
+
+
+def _report(out: OutputDir, match: str) -> dict[str, Any]:
+    """Counts of the set, of the join and of the skips, and the matches by domain (also a TSV)."""
+    counts = dict(tuple(row) for row in out.read_json_lines("_counts*.jsonl"))
+    by_domain: list[tuple[str, int]] = []
+    for result in FileSystems.match([out.path("_by_domain*.tsv")]):
+        for meta in result.metadata_list:
+            with FileSystems.open(meta.path) as handle:
+                for line in handle.read().decode("utf-8").splitlines():
+                    domain, n = line.rsplit("\t", 1)
+                    by_domain.append((domain, int(n)))
+    by_domain.sort(key=lambda kv: (-kv[1], kv[0]))
+    out.write_text("matches_by_domain.tsv", "".join(f"{d}\t{n}\n" for d, n in by_domain))
+    FileSystems.delete([m.path for r in FileSystems.match([out.path("_counts*"), out.path("_by_domain*")])
+                        for m in r.metadata_list])
+    distinct, matched = counts.get("references.distinct", 0), counts.get("references.matched", 0)
+    return {
+        POSITIVE: sum(1 for _ in out.read_json_lines(f"{POSITIVE}*.jsonl")),
+        NEGATIVE: sum(1 for _ in out.read_json_lines(f"{NEGATIVE}*.jsonl")),
+        "match": match,
+        "documents": counts.get("documents.read", 0),
+        "references": distinct,
+        "references_matched": matched,
+        "match_rate": matched / distinct if distinct else 0.0,
+        "skipped": {k: n for k, n in sorted(counts.items()) if ".url." in k},
+        "matches_by_domain": dict(by_domain[:25]),
+    }
+
+
+def _too_few(report: dict[str, Any], min_positives: int) -> str:
+    domains = ", ".join(f"{d} {n}" for d, n in list(report["matches_by_domain"].items())[:5]) or "none"
+    hint = "" if report["match"] == "domain" else ", or --match domain (any page of a cited site)"
+    return (f"only {report[POSITIVE]} of {report['documents']} documents matched the {report['references']} "
+            f"distinct references ({report['references_matched']} references matched; by domain: {domains}); "
+            f"--min-positives is {min_positives}. Crawl more of the cited pages (the top domains are in the "
+            f"references' stats.json), use more references (more dumps, wiki-references --all-links){hint}, "
+            f"or lower --min-positives. The set and the report are in the output, without _SUCCESS")

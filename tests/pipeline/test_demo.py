@@ -47,9 +47,13 @@ def test_every_llama_source_is_in_the_mixture_and_the_report(demo: Path) -> None
     assert all(name in html for name in LLAMA_SOURCES)
 
 
-def test_the_crawl_is_scored_by_the_trained_classifier(demo: Path) -> None:
-    scored = pq.read_table(demo / "runs" / "commoncrawl" / "documents").to_pylist()
-    assert scored and all(d["quality_score"] is not None for d in scored)
+def test_the_crawl_is_scored_only_by_a_classifier_that_tells_pages_apart(demo: Path) -> None:
+    decision = json.loads((demo / "models" / "quality.decision.json").read_text())
+    assert decision["scored"] == (decision["auc"] >= 0.8)
+    stages = [s["stage"] for s in json.loads((demo / "runs" / "commoncrawl" / "stats.json").read_text())["funnel"]]
+    docs = pq.read_table(demo / "runs" / "commoncrawl" / "documents").to_pylist()
+    assert docs and ("QualityClassifier" in stages) == decision["scored"]
+    assert all((d["quality_score"] is not None) == decision["scored"] for d in docs)
 
 
 def test_pretraining_learns_and_the_checkpoint_is_usable(demo: Path) -> None:

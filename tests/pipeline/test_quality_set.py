@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,14 +44,22 @@ def _documents(tmp_path: Path) -> Path:
     return tmp_path / "run"
 
 
-def test_positives_by_reference_and_as_many_negatives(tmp_path: Path) -> None:
+def test_positives_by_reference_and_as_many_negatives(tmp_path: Path, capsys) -> None:
     run = _documents(tmp_path)
     refs = tmp_path / "refs.txt"
     # 30 references in another spelling of the same URLs, plus one that is not in the corpus.
     refs.write_text("".join(f"http://WWW.SITE{i % 7}.EXAMPLE/page/{i}/\n" for i in range(0, 60, 2))
                     + "https://elsewhere.example/x\n")
     out = tmp_path / "set"
-    assert main(["build-quality-set", "--references", str(refs), "--input", str(run), "--output", str(out)]) == 0
+    assert main(["build-quality-set", "--references", str(refs), "--input", str(run), "--output", str(out)]) == 1
+    assert "only 30 of 200 documents matched the 31 distinct references" in capsys.readouterr().err
+    assert not (out / "_SUCCESS").exists()
+    assert main(["build-quality-set", "--references", str(refs), "--input", str(run), "--output", str(out),
+                 "--min-positives", "30"]) == 0
+    report = json.loads((out / "stats.json").read_text())
+    assert (report["references"], report["references_matched"], report["documents"]) == (31, 30, 200)
+    assert report["matches_by_domain"] == Counter(f"site{i % 7}.example" for i in range(0, 60, 2))
+    assert (out / "matches_by_domain.tsv").read_text().startswith("site0.example\t5\n")
     positives = [json.loads(line) for f in sorted(out.glob("positive*.jsonl")) for line in f.read_text().splitlines()]
     negatives = [json.loads(line) for f in sorted(out.glob("negative*.jsonl")) for line in f.read_text().splitlines()]
     assert sorted(d["id"] for d in positives) == [f"doc-{i:03d}" for i in range(0, 60, 2)]
@@ -58,7 +67,8 @@ def test_positives_by_reference_and_as_many_negatives(tmp_path: Path) -> None:
     assert 15 <= len(negatives) <= 45  # a hash sample at rate 30/170: about as many as the positives
     # Deterministic: a second build picks the same negatives.
     again = tmp_path / "again"
-    assert main(["build-quality-set", "--references", str(refs), "--input", str(run), "--output", str(again)]) == 0
+    assert main(["build-quality-set", "--references", str(refs), "--input", str(run), "--output", str(again),
+                 "--min-positives", "1"]) == 0
     assert sorted(f.read_text() for f in again.glob("negative*.jsonl")) == sorted(
         f.read_text() for f in out.glob("negative*.jsonl"))
 

@@ -19,6 +19,8 @@ import hashlib
 import re
 import unicodedata
 
+import numpy as np
+
 # Everything that is neither a word character nor whitespace, plus "_" (a word character in
 # Python's regex but punctuation to a reader): Unicode punctuation and symbols alike.
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
@@ -91,3 +93,8 @@ def remove_lines(text: str, drop_hashes: set[int] | frozenset[int]) -> str:
             continue
         kept.append(line)
     return "".join(kept)
+
+
+def distinct_line_hashes(text: str) -> np.ndarray:
+    """The sorted distinct hashes of ``text``'s lines (int64): what one document adds to the counts."""
+    return np.unique(np.fromiter((h for _, h in lines_with_hashes(text)), dtype=np.int64))

@@ -76,6 +76,11 @@ class DedupConfig:
     # more shingles than this is compared exactly; a longer one through the sample, whose Jaccard
     # estimate has stddev sqrt(J(1-J)/k): 0.0125 at J = 0.8. See sampled_jaccard.
     verify_sample: int = 1024
+    # Cells per row of the count sketch that spares single-member LSH buckets the grouping (a
+    # power of two; 2 bytes per cell, 8 MB at 2^22, held by every worker). It is loose once the
+    # run's buckets (bands per document) outnumber the cells several times: more buckets are then
+    # grouped, which costs shuffle and memory, never correctness. Tight up to ~100k documents.
+    sketch_cells: int = 1 << 22
     # Large-star/small-star rounds unrolled in the Beam graph. Kiveris et al. 2014 bound them by
     # O(log^2 n) and report single-digit counts on real graphs; the last round must change nothing.
     max_rounds: int = 8
@@ -85,6 +90,8 @@ class DedupConfig:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.num_perm < 1 or self.ngram < 1 or self.max_rounds < 2 or self.verify_sample < 1:
             raise ValueError("num_perm, ngram and verify_sample must be >= 1 and max_rounds >= 2")
+        if self.sketch_cells < 2 or self.sketch_cells & (self.sketch_cells - 1):
+            raise ValueError(f"sketch_cells must be a power of two, got {self.sketch_cells}")
         if (self.bands is None) != (self.rows is None):
             raise ValueError("set both bands and rows, or neither (then they are derived)")
         bands, rows = self.band_layout()

@@ -10,8 +10,10 @@ text crosses no shuffle here. :class:`Deduplicate` does either or both:
 2. Exact dedup groups ``digest -> (sort key, id, buckets, signature)`` and keeps the keep-rule
    minimum of each digest; the others become ``(id, exact verdict)``. Only the survivors' buckets
    go on to LSH, so exact duplicates never enter the near-duplicate graph.
-3. MinHash dedup groups members by (band, bucket), links each bucket's members to its smallest
-   member, finds connected components with large-star/small-star
+3. MinHash dedup sums every member's (band, bucket) keys into a fixed-size count sketch
+   (``filters/count_sketch.py``), groups by (band, bucket) only the memberships of buckets the
+   sketch says may be shared (a bucket with one member makes no edge), links each bucket's
+   members to its smallest member, finds connected components with large-star/small-star
    (``pipeline/connected_components.py``) and keeps each component's root. Graph nodes are the
    documents' keep-rule sort keys, so the root *is* the document the keep rule picks. Band keys of
    an earlier dump enter as extra nodes that sort before every current one; a component that
@@ -40,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
+from filters.count_sketch import CountSketch
 from filters.document import Document
 from filters.minhash import (
     DedupConfig,
@@ -54,7 +57,8 @@ from filters.minhash import (
     shingle_sample,
 )
 from pipeline.connected_components import ConnectedComponents
-from pipeline.spill import FILES, ApplyVerdicts, Place, Spilled, SpillDocuments, spill_directory
+from pipeline.count_sketch import SketchCounts
+from pipeline.spill import FILES, ApplyVerdicts, Place, SpillDocuments, Spilled, spill_directory
 from pipeline.stage import DROPPED, KEPT, METRICS_NAMESPACE, Dropped
 
 EXACT_STAGE = "ExactDedup"
@@ -140,12 +144,51 @@ def _counter(name: str):
     return Metrics.counter(METRICS_NAMESPACE, name)
 
 
+class Member(NamedTuple):
+    """A document (or an earlier dump's band-key row) as LSH sees it: one record for all its
+    buckets, so the sketch can tell which buckets are shared before any is grouped."""
+
+    node: tuple[str, ...]
+    signature: bytes | None
+    buckets: list[tuple[int, int]]  # (band, bucket id)
+
+
 def _members(doc_id: str, key: SortKey, signed: Signed) -> Iterator[beam.pvalue.TaggedOutput]:
-    """A near-dedup survivor's LSH memberships and band-key store rows."""
-    node = (_CURRENT, *key)
+    """A near-dedup survivor's LSH member record and band-key store rows."""
+    yield beam.pvalue.TaggedOutput(_MEMBERS, Member((_CURRENT, *key), signed.signature,
+                                                    list(enumerate(signed.buckets))))
     for band, bucket in enumerate(signed.buckets):
-        yield beam.pvalue.TaggedOutput(_MEMBERS, ((band, bucket), (node, signed.signature)))
         yield beam.pvalue.TaggedOutput(BAND_KEYS, {"band": band, "bucket": bucket, "doc_id": doc_id})
+
+
+# Odd; spreads the band index over the key so that bucket b of band 1 and of band 2 differ.
+_BAND_SALT = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _bucket_keys(member: Member) -> np.ndarray:
+    """int64 sketch keys of a member's (band, bucket) pairs (bucket ids are already uniform hashes)."""
+    pairs = np.array(member.buckets, dtype=np.int64).reshape(-1, 2)
+    with np.errstate(over="ignore"):
+        return (pairs[:, 1].view(np.uint64) + pairs[:, 0].view(np.uint64) * _BAND_SALT).view(np.int64)
+
+
+class _SharedBuckets(beam.DoFn):
+    """Member -> ((band, bucket), (node, signature)) for the buckets the sketch says may be shared.
+
+    A bucket with one member makes no edge, and nearly every bucket has one: grouping them all
+    held an entry per bucket of the run (14 per document) in a worker that groups in memory.
+    """
+
+    def setup(self) -> None:
+        self._shared = _counter(f"{MINHASH_STAGE}.shared_bucket_memberships")
+
+    def process(self, member: Member, sketch: CountSketch) -> Iterator[tuple[tuple[int, int], Any]]:
+        if not member.buckets:
+            return
+        shared = np.flatnonzero(sketch.upper_bounds(_bucket_keys(member)) >= 2)
+        self._shared.inc(int(shared.size))
+        for i in shared.tolist():
+            yield member.buckets[i], (member.node, member.signature)
 
 
 class _Sign(beam.DoFn):
@@ -226,8 +269,8 @@ class _KeepOnePerDigest(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(_EXACT_DROPS, (entry.doc_id, (digest, entry.key)))
 
 
-def _previous_member(row: dict[str, Any]) -> tuple[tuple[int, int], tuple[tuple[str, ...], None]]:
-    return (int(row["band"]), int(row["bucket"])), ((_PREVIOUS, str(row["doc_id"])), None)
+def _previous_member(row: dict[str, Any]) -> Member:
+    return Member((_PREVIOUS, str(row["doc_id"])), None, [(int(row["band"]), int(row["bucket"]))])
 
 
 class _BucketEdges(beam.DoFn):
@@ -457,8 +500,10 @@ class Deduplicate(beam.PTransform):
         if self._previous is not None:
             earlier = self._previous | "PreviousMembers" >> beam.Map(_previous_member)
             members = (members, earlier) | "WithPreviousDump" >> beam.Flatten()
+        sketch = members | "SketchBuckets" >> SketchCounts(config.sketch_cells, _bucket_keys)
         roots = (
             members
+            | "SharedBuckets" >> beam.ParDo(_SharedBuckets(), beam.pvalue.AsSingleton(sketch))
             | "GroupByBucket" >> beam.GroupByKey()
             | "BucketEdges" >> beam.ParDo(_BucketEdges(config.verify_jaccard, config.threshold))
             | "Components" >> ConnectedComponents(config.max_rounds, label="ConnectedComponents")

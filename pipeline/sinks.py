@@ -43,8 +43,13 @@ log = logging.getLogger(__name__)
 
 # Rows per file when num_shards is 0: a bundle starts a new file after this many rows.
 ROWS_PER_SHARD = 50_000
-# Rows buffered before a Parquet row group is written; bounds a writer's memory.
+# A Parquet row group is written once this many rows, or this many bytes of their text, are
+# buffered. Both bound a writer's memory; the bytes bound is the one that binds on web pages: a
+# run has a writer per stage's rejects, and 2,000 rejected pages held by each of them made a
+# worker's memory grow with the input until the buffers filled (+150 MB from 1x to 4x the bench
+# pages, benchmarks/pipeline_cost.py).
 ROW_GROUP_ROWS = 2_000
+ROW_GROUP_BYTES = 2_000_000
 
 
 def row_key(element: Any) -> str:
@@ -253,16 +258,20 @@ class _ParquetFile:
         self._row_group_rows = row_group_rows
         self._writer = pq.ParquetWriter(handle, schema)
         self._batch: list[dict[str, Any]] = []
+        self._bytes = 0
 
     def write(self, row: dict[str, Any]) -> None:
         self._batch.append(row)
-        if len(self._batch) >= self._row_group_rows:
+        # Characters of the string values: the text dominates, and len() costs nothing.
+        self._bytes += sum(len(v) for v in row.values() if isinstance(v, str))
+        if len(self._batch) >= self._row_group_rows or self._bytes >= ROW_GROUP_BYTES:
             self._flush()
 
     def _flush(self) -> None:
         if self._batch:
             self._writer.write_table(pa.Table.from_pylist(self._batch, schema=self._schema))
             self._batch = []
+            self._bytes = 0
 
     def close(self) -> None:
         self._flush()

@@ -41,12 +41,14 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from filters.document import ARROW_SCHEMA, Document
 from pipeline.inputs import open_archive
-from pipeline.sinks import ROW_GROUP_ROWS, OpenFile, ParquetFormat, remove_dir
+from pipeline.sinks import OpenFile, ParquetFormat, remove_dir
 from pipeline.stage import KEPT
 
 # Documents per spill file; bounds what one ApplyVerdicts task holds (that file's verdicts).
 ROWS_PER_FILE = 20_000
 FILES = "spill_files"
+# Documents read back and turned into Python objects at a time: a slice of a row group.
+_READ_BATCH_ROWS = 256
 _READ = "spill_read"
 
 
@@ -151,7 +153,7 @@ class _ReadBack(beam.DoFn):
             verdicts[row].append(verdict)
         row = 0
         with open_archive(FileSystems.join(self._directory, name)) as raw:
-            for batch in pq.ParquetFile(raw).iter_batches(batch_size=ROW_GROUP_ROWS):
+            for batch in pq.ParquetFile(raw).iter_batches(batch_size=_READ_BATCH_ROWS):
                 for values in batch.to_pylist():
                     yield from self._judge.apply(Document.from_row(values), verdicts.pop(row, []))
                     row += 1

@@ -1,9 +1,16 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from filters.line_dedup import line_hash, lines_with_hashes, normalize_line, remove_lines
+from filters.line_dedup import (
+    distinct_line_hashes,
+    line_hash,
+    lines_with_hashes,
+    normalize_line,
+    remove_lines,
+)
 from tests.filters.rule_samples import EDGE_CASES, ENGLISH_PROSE
 
 FOOTER = "  Ｃｏｐｙｒｉｇｈｔ © 2019–2023 ACME, Inc.  |  All rights reserved "
@@ -73,3 +80,10 @@ def test_edge_cases(case):
     if pairs:
         assert remove_lines(text, {pairs[0][1]}) != text
     assert remove_lines(text, set()) == text
+
+
+def test_distinct_line_hashes_are_sorted_and_unique():
+    hashes = distinct_line_hashes("Home\nabout us\nHOME\n---\n\nAbout  us!")
+    assert hashes.dtype == np.int64
+    assert hashes.tolist() == sorted({line_hash("home"), line_hash("about us")})
+    assert distinct_line_hashes("").size == 0

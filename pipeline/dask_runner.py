@@ -338,6 +338,7 @@ class _GraphBuilder(PipelineVisitor):
     bag_kwargs: dict[str, t.Any]
     shuffle_dir: str
     partitions: int = 1
+    reshuffle_partitions: int = 0
     job: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
     bags: dict[AppliedPTransform, db.Bag | None] = dataclasses.field(default_factory=dict)
     consumed: set[AppliedPTransform] = dataclasses.field(default_factory=set)
@@ -352,7 +353,8 @@ class _GraphBuilder(PipelineVisitor):
         elif isinstance(node.transform, _Reshuffle):
             # Beam's dask overrides make Reshuffle a placeholder that no translation handles, so
             # it passed its bag on unchanged, and one file's pieces stayed one task.
-            self.bags[node] = redistribute(inputs[0], self.shuffle_dir, self.partitions)
+            self.bags[node] = redistribute(inputs[0], self.shuffle_dir,
+                                           max(self.partitions, self.reshuffle_partitions))
         elif isinstance(op, Flatten):
             self.bags[node] = op.apply(inputs)
         elif isinstance(op, _TaggedParDo):
@@ -420,7 +422,8 @@ class DaskRunner(beam_dask.DaskRunner):
         # In order: combines are lifted, then every GroupByKey (theirs too) becomes ours.
         pipeline.replace_all([_CombinePerKeyOverride(), _GroupByKeyOverride(), *dask_overrides()])
         client = ddist.Client(**dask_options)
-        builder = _GraphBuilder(bag_kwargs, _shuffle_dir(options), _partitions(client, bag_kwargs))
+        spread = options.view_as(SpreadOptions).dask_reshuffle_partitions or 0
+        builder = _GraphBuilder(bag_kwargs, _shuffle_dir(options), _partitions(client, bag_kwargs), spread)
         pipeline.visit(builder)
         job = _one_job(builder.leaves())
         futures = [client.compute(job)] if job is not None else []
@@ -457,8 +460,9 @@ def _partitions(client: t.Any, bag_kwargs: dict[str, t.Any]) -> int:
     (468 at 1, 923 at 2, measured), so more partitions per thread cost more than they balance.
 
     Every element of a Reshuffle's partition is in memory at once downstream of it (our read step:
-    the records of every piece in it), so for inputs of many pieces pass ``--dask_npartitions`` of
-    about the number of pieces.
+    the records of every piece in it), so a Reshuffle makes ``--dask_reshuffle_partitions`` when
+    that is more (``refinery run`` sets it to the number of pieces of its input: one piece per
+    partition, so a worker's memory does not grow with the input).
     """
     if bag_kwargs.get("npartitions"):
         return int(bag_kwargs["npartitions"])
@@ -467,6 +471,15 @@ def _partitions(client: t.Any, bag_kwargs: dict[str, t.Any]) -> int:
 
 
 _PARTITIONS_PER_THREAD = 1
+
+
+class SpreadOptions(PipelineOptions):
+    """How many partitions a Reshuffle deals over at least (see :func:`_partitions`)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: t.Any) -> None:
+        parser.add_argument("--dask_reshuffle_partitions", type=int, default=None,
+                            help="partitions a Reshuffle makes at least (refinery run: one per input piece)")
 
 
 def _folder_bytes(directory: str) -> int:

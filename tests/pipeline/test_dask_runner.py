@@ -277,6 +277,37 @@ def test_reshuffle_on_dask_spreads_one_partition_over_several(cluster: str, tmp_
     assert len({f.name.split(".")[1] for f in _events(log_dir, "bundle")}) == 2  # and run by both workers
 
 
+def test_a_reshuffle_deals_one_piece_per_partition_when_told(cluster: str, tmp_path: Path) -> None:
+    """--dask_reshuffle_partitions (refinery run sets it to the input's pieces): a partition holds one
+    piece's records at a time, not a worker thread's share of the whole input."""
+    log_dir = tmp_path / "log"
+    log_dir.mkdir()
+    args = [*dask_args(cluster), "--temp_location", str(tmp_path / "temp"), "--dask_reshuffle_partitions", "8"]
+    with beam.Pipeline(options=PipelineOptions(args)) as p:
+        _ = (p | beam.Create(["file"]) | "Pieces" >> beam.FlatMap(lambda f: [(f, i) for i in range(8)])
+             | beam.Reshuffle() | beam.ParDo(_Logged(str(log_dir))))
+    bundles = [f.read_text().splitlines() for f in _events(log_dir, "bundle")]
+    assert sorted(len(b) for b in bundles if b) == [1] * 8
+
+
+def test_run_counts_the_pieces_of_its_input_for_dask(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+    from pipeline.dask_runner import SpreadOptions
+    from pipeline.run import _spread_pieces, pipeline_options
+
+    big, small = tmp_path / "big.warc.gz", tmp_path / "small.warc.gz"
+    with big.open("wb") as f:
+        f.truncate(10_000_000)
+    small.write_bytes(b"x")
+    cfg = load_config(None, {"read.split_bytes": 4_000_000})
+    options = pipeline_options(["--runner", "pipeline.dask_runner.DaskRunner"])
+    _spread_pieces(options, [str(big), str(small)], cfg)
+    assert options.view_as(SpreadOptions).dask_reshuffle_partitions == 3 + 1
+    told = pipeline_options(["--runner", "pipeline.dask_runner.DaskRunner", "--dask_reshuffle_partitions", "2"])
+    _spread_pieces(told, [str(big)], cfg)
+    assert told.view_as(SpreadOptions).dask_reshuffle_partitions == 2
+
+
 def test_a_dofn_is_set_up_once_per_worker_not_per_bundle(cluster: str, tmp_path: Path) -> None:
     # Beam sets a DoFn up once and reuses it for bundle after bundle; ours set it up per Dask
     # partition, and our setups start an extraction process or load a ~100 MB model.

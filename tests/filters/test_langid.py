@@ -150,3 +150,22 @@ def test_sentence_accuracy_on_20_languages_stays_above_097():
     worst = min(per_language, key=per_language.get)
     assert macro >= 0.97, per_language
     assert per_language[worst] >= 0.85, per_language
+
+
+def test_only_the_first_max_chars_are_classified():
+    """A page that opens in English for 4,000+ characters is judged on that opening by default;
+    max_chars=0 judges the whole text, where the German that follows outweighs it."""
+    english = " ".join([ENGLISH] * 46)  # ~4,100 characters
+    page = _doc(english + " " + " ".join([GERMAN] * 400))
+    assert LanguageId().__call__(page).updates["lang"] == "en"
+    assert LanguageId(max_chars=0)(page).updates["lang"] == "de"
+
+
+def test_the_prefix_is_cut_at_a_word_boundary_and_blank_openings_fall_back():
+    f = LanguageId(max_chars=12, min_chars=0)
+    assert f._tokens("abcdef ghijklmno pq") == ["abcdef"]  # "ghijk" was cut: left out
+    assert f._tokens("abcdef ghijk lmno") == ["abcdef", "ghijk"]  # cut right after a word: kept
+    blank_first = " " * 20 + "x" * 40
+    assert LanguageId(max_chars=12, min_chars=5)._tokens(blank_first) == ["x" * 40]  # prefix too short
+    with pytest.raises(ValueError, match="max_chars"):
+        LanguageId(max_chars=-1)

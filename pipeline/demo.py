@@ -87,7 +87,7 @@ def run_demo(output: str | Path, beam_args: Sequence[str] = (), crawl_overrides:
     from pipeline.tokenizer_training import train_tokenizer
     from trainer.evaluate import evaluate, format_table
     from trainer.generate import generate
-    from trainer.load import load_trained
+    from trainer.load import dump_json, load_trained
     from trainer.train import pretrain
 
     root = Path(output)
@@ -147,13 +147,13 @@ def run_demo(output: str | Path, beam_args: Sequence[str] = (), crawl_overrides:
                     beam_args=beam_args, overwrite=True).stats
         print(f"  {name:<14} {stats['totals']['kept']:>3} documents, {stats['shards']['tokens']:>7} tokens")
 
-    _step("7/9 the mixture (LLaMA-1 recipe) and the report")
+    _step("7/9 the mixture (LLaMA-1 recipe), planned for the tiny model's size")
+    model_params = _model_params(REPO / "configs" / "model" / "tiny.yaml", tok.vocab_size)
     mixture = mix(REPO / "configs" / "mixture" / "llama1.yaml",
                   {curated[name]["run"]["source"]: path for name, path in shard_runs.items()},
-                  root / "mixture", token_budget=DEMO_STEPS * 1024)
-    run_dirs = [runs / f"{name}-curated" for name in sorted(curated)] + [shard_runs[n] for n in sorted(shard_runs)]
-    html = report(run_dirs, root / "report", mixture=mixture.path)
-    print(f"  mixture {mixture.path} ({len(mixture.warnings)} note(s) on repeated sources)\n  report  {html}")
+                  root / "mixture", model_params=model_params, token_budget=DEMO_STEPS * 1024)
+    print(f"  mixture {mixture.path} ({len(mixture.warnings)} note(s) on repeated sources), "
+          f"model {model_params:,} parameters")
 
     _step(f"8/9 pretrain the tiny LLaMA/Mistral-style model for {DEMO_STEPS} steps")
     trained = pretrain(REPO / "configs" / "model" / "tiny.yaml", mixture.path, root / "pretrain", steps=DEMO_STEPS,
@@ -161,15 +161,30 @@ def run_demo(output: str | Path, beam_args: Sequence[str] = (), crawl_overrides:
     losses = [r.loss for r in trained.history]
     print(f"  loss {losses[0]:.2f} -> {losses[-1]:.2f}; checkpoints in {root / 'pretrain'}")
 
-    _step("9/9 evaluate and sample the checkpoint")
-    print(format_table(evaluate(root / "pretrain", mixture.path, max_windows=32)))
+    _step("9/9 evaluate and sample the checkpoint, and the report")
+    scores = evaluate(root / "pretrain", mixture.path, max_windows=32)
+    dump_json(root / "pretrain" / "eval.json", scores)  # where the mixture DAG writes it, for the report
+    print(format_table(scores))
     loaded = load_trained(root / "pretrain")
     prompt = loaded.tokenizer.encode("The hive near the meadow")
     sample = generate(loaded.model, [prompt], max_new_tokens=24, temperature=0.8, top_p=0.95, seed=0)[0]
     print(f"  sample: {loaded.tokenizer.decode(prompt + sample)!r}")
+    # Each source's curated run beside its tokenized run: the report shows the pair as one source.
+    run_dirs = [d for name in sorted(curated) for d in (runs / f"{name}-curated", shard_runs[name])]
+    html = report(run_dirs, root / "report", mixture=mixture.path, eval_path=root / "pretrain" / "eval.json")
+    print(f"  report {html}")
     print(f"\neverything is under {root}/; open {html} in a browser")
     return {"curated": curated, "mixture": str(mixture.path), "report": str(html), "pretrain": str(root / "pretrain"),
             "losses": losses}
+
+
+def _model_params(model_config: Path, vocab_size: int) -> int:
+    """The demo model's parameter count (its vocabulary is the tokenizer's), for the budget planner."""
+    from filters.config import load_yaml
+    from trainer.config import ModelConfig
+    from trainer.mfu import count_params
+
+    return count_params(load_yaml(ModelConfig, model_config, overrides={"vocab_size": vocab_size}))
 
 
 DEMO_MIN_AUC = 0.8  # below this a classifier's scores would decide nothing worth showing

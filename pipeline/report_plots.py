@@ -66,9 +66,13 @@ def bars(chart_id: str, title: str, labels: Sequence[str], values: Sequence[floa
 
 def histogram(
     chart_id: str, title: str, edges: Sequence[float], series: Mapping[str, Sequence[int]], *,
-    xlabel: str, width: int = 760, height: int = 240,
+    xlabel: str, width: int = 760, height: int = 240, marks: Mapping[str, float] | None = None,
 ) -> str:
-    """Counts per bin for each series, drawn as translucent overlaid bars on shared axes."""
+    """Counts per bin for each series, drawn as translucent overlaid bars on shared axes.
+
+    Bins are drawn equally wide whatever their edges, so log-spaced edges give a log x axis. ``marks``
+    (label -> x, e.g. a stage's threshold) are dashed vertical lines, placed linearly between the
+    outer edges; the caller fits the edges to include them."""
     left, right, top, bottom = 56, 16, 28, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((max(c, default=0) for c in series.values()), default=0) or 1
@@ -92,6 +96,12 @@ def histogram(
         x = left + i * bw
         body.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{edges[i]:.3g}</text>')
     body.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">{escape(xlabel)}</text>')
+    span = (edges[-1] - edges[0]) or 1.0
+    for label, value in (marks or {}).items():
+        x = left + plot_w * (value - edges[0]) / span
+        body.append(f'<line class="threshold" x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{top + plot_h}" '
+                    f'stroke="#222" stroke-width="1.5" stroke-dasharray="5,3"><title>{escape(label)}</title></line>'
+                    f'<text x="{x + 4:.1f}" y="{top + 8}">{escape(label)}</text>')
     return _svg(chart_id, title, width, height, body)
 
 

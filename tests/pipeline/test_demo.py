@@ -47,6 +47,28 @@ def test_every_llama_source_is_in_the_mixture_and_the_report(demo: Path) -> None
     assert all(name in html for name in LLAMA_SOURCES)
 
 
+def test_the_report_has_the_planner_for_the_demo_model_and_the_eval_of_its_checkpoint(demo: Path) -> None:
+    report = json.loads((demo / "report" / "report.json").read_text())
+    scores = json.loads((demo / "pretrain" / "eval.json").read_text())
+    mixture = json.loads((demo / "mixture" / "mixture.json").read_text())
+    model_params = mixture["plan"]["scaling"]["model_params"]
+    assert model_params == report["plan"]["model_params"] > 0  # the tiny model's size, passed to `mix`
+    asked = report["plan"]["rows"][-1]
+    assert asked["tokens"] == mixture["token_budget"] and asked["flops"] == 6 * model_params * asked["tokens"]
+    sources = {s["name"]: s for s in mixture["sources"]}
+    assert asked["epochs"] == {n: pytest.approx(s["epochs"]) for n, s in sources.items()}
+    rows = {r["source"]: r for r in report["eval"]["rows"]}
+    assert set(rows) == set(scores["sources"]) | {"all"}
+    assert rows["all"]["loss"] == pytest.approx(scores["all"]["loss"]) and rows["all"]["windows"] > 0
+    assert report["eval"]["checkpoint"] == "../pretrain/checkpoints/step-00000030"  # relative to the report, not this machine's path
+    # Each source's curated and tokenized runs are one source of the overview.
+    assert {s["source"] for s in report["overview"]["sources"]} == LLAMA_SOURCES
+    assert all(len(s["runs"]) == 2 and s["tokens_kept"] == sources[s["source"]]["tokens"]
+               for s in report["overview"]["sources"])
+    html = (demo / "report" / "report.html").read_text()
+    assert 'id="planner-table"' in html and 'id="eval-table"' in html and str(demo) not in html
+
+
 def test_the_crawl_is_scored_only_by_a_classifier_that_tells_pages_apart(demo: Path) -> None:
     decision = json.loads((demo / "models" / "quality.decision.json").read_text())
     assert decision["scored"] == (decision["auc"] >= 0.8)

@@ -74,9 +74,9 @@ def test_edge_cases(case):
 
 
 def test_pickle_holds_the_path_not_the_list(tmp_path):
-    flt = BannedWords()
+    flt = BannedWords(lists=["all"])
     flt(doc("warm the cache"))
-    assert len(pickle.dumps(flt)) < 200
+    assert len(pickle.dumps(flt)) < 400  # 28 list names, not their 3,000 entries
     words_file = tmp_path / "list.txt"
     words_file.write_text("bad\n", encoding="utf-8")
     custom = BannedWords(words_file=str(words_file))

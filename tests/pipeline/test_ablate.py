@@ -27,10 +27,26 @@ WARC = [str(SHARED / "warc" / f) for f in
         ("dolma_wget_sample-0000.warc.gz", "dolma_wget_sample-0001.warc.gz", "resiliparse_CC-MAIN-2020-34_sample.warc.gz")]
 ARTICLES = SHARED / "html_extraction" / "scrapinghub_article_extraction_benchmark" / "ground-truth.json"
 TOKENS = 3000  # 3 steps of train/tiny.yaml's 1024 tokens
+# The example recipes train on the demo's curated Wikipedia and books (demo-output/); here, on the shared ones.
+SHARED_POSITIVES = {"demo-output/runs/wikipedia-curated/documents": SHARED / "quality" / "positive" / "wikipedia",
+                    "demo-output/runs/gutenberg-curated/documents": SHARED / "quality" / "positive" / "gutenberg"}
+_recipes: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def recipes_on_shared_positives(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Copies of configs/ablations/*.yaml whose classifier positives are the shared Wikipedia and books."""
+    folder = tmp_path_factory.mktemp("recipes")
+    for path in (REPO / "configs" / "ablations").glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        for demo, shared in SHARED_POSITIVES.items():
+            text = text.replace(demo, str(shared))
+        (folder / path.name).write_text(text, encoding="utf-8")
+        _recipes[path.stem] = folder / path.name
 
 
 def recipe(name: str) -> str:
-    return str(REPO / "configs" / "ablations" / f"{name}.yaml")
+    return str(_recipes[name])
 
 
 def argv(out: Path, heldout: Path, recipes: list[str], seeds: list[int]) -> list[str]:
@@ -164,6 +180,21 @@ def test_a_directory_of_parquet_parts_counts_its_files(study: dict) -> None:
     documents = next((study["out"] / "crawl").iterdir()) / "run" / "documents"
     parts = sorted(documents.glob("*.parquet"))
     assert parts and input_files([str(documents)]) == parts
+
+
+def test_example_recipes_name_nothing_outside_the_repository() -> None:
+    import yaml
+
+    recipes = sorted((REPO / "configs" / "ablations").rglob("*.yaml"))
+    assert len(recipes) >= 5
+    for path in recipes:
+        text = path.read_text(encoding="utf-8")
+        assert "shared" not in text and "../" not in text, path
+        raw = yaml.safe_load(text)
+        named = [raw.get("pipeline"), raw.get("mixture"), *((raw.get("classifier") or {}).get("positives") or [])]
+        for value in filter(None, named):
+            assert not Path(value).is_absolute() and (REPO / value).resolve().is_relative_to(REPO), (path, value)
+            assert value.startswith(("configs/", "demo-output/")), (path, value)  # shipped, or made by `make demo`
 
 
 def test_noise_rule_uses_seeds_and_the_reference() -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -140,12 +141,21 @@ def sliding_window_mask_mod(window: int) -> Callable[..., torch.Tensor]:
     return mask_mod
 
 
+# The masks are cached, one per shape, and fetched once per forward by ``Transformer.forward``, which runs
+# eagerly (``trainer.parallelize`` compiles the blocks, not the model). They must not be fetched inside a
+# compiled block: Dynamo ignores ``functools.lru_cache`` and traces the builder into the graph, so the
+# mask would be rebuilt on every call of every block (measured: 2 layers x 3 forwards = 6 builds of the
+# FlexAttention block mask, with no graph break to give it away). ``attention_mask`` is therefore
+# excluded from compilation: called where it should not be, it costs a visible graph break, never a
+# silent rebuild. tests/trainer/test_attention_mask.py pins both.
+
+
 @functools.lru_cache(maxsize=16)
-def _band_bias(seq_len: int, window: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _band_bias(seq_len: int, window: int, device: torch.device) -> torch.Tensor:
     # An additive 0 / -inf mask rather than a boolean one: torch 2.13's CPU SDPA runs about 3x slower
-    # forward+backward with a boolean mask (measured, T=128, 4 heads, GQA). Cached: one per shape.
+    # forward+backward with a boolean mask (measured, T=128, 4 heads, GQA). Float32; ``attend`` casts.
     allowed = band_mask(seq_len, window, device)  # (T, T)
-    return torch.zeros(seq_len, seq_len, device=device, dtype=dtype).masked_fill_(~allowed, float("-inf"))
+    return torch.zeros(seq_len, seq_len, device=device).masked_fill_(~allowed, float("-inf"))
 
 
 @functools.lru_cache(maxsize=16)
@@ -179,21 +189,45 @@ def attention_backend(device: torch.device, seq_len: int, window: int | None) ->
     return "band"
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int | None) -> torch.Tensor:
+AttentionMask = Any  # None ("causal"), a float (T, T) bias ("band") or a FlexAttention BlockMask ("flex")
+
+
+@torch.compiler.disable
+def attention_mask(seq_len: int, window: int | None, device: torch.device) -> AttentionMask:
+    """The cached mask ``attend`` needs at this shape; call it outside compiled code (see above)."""
+    backend = attention_backend(device, seq_len, window)
+    if backend == "flex":
+        assert window is not None
+        return _sliding_block_mask(seq_len, window, device)
+    if backend == "band":
+        assert window is not None
+        return _band_bias(seq_len, window, device)
+    return None
+
+
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int | None, mask: AttentionMask = None
+) -> torch.Tensor:
     """Causal (optionally sliding-window) attention with grouped K/V heads, never repeating K/V.
 
-    q: (B, H, T, hd); k, v: (B, KV, T, hd) with KV dividing H. Returns (B, H, T, hd).
+    q: (B, H, T, hd); k, v: (B, KV, T, hd) with KV dividing H. Returns (B, H, T, hd). ``mask`` is
+    ``attention_mask(T, window, q.device)``; without it the mask is fetched here, which inside a compiled
+    block is a graph break.
     """
     seq_len = q.size(2)
     backend = attention_backend(q.device, seq_len, window)
     if backend == "causal":
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-    assert window is not None  # "flex" and "band" exist only for a window that binds
+    if mask is None:
+        mask = attention_mask(seq_len, window, q.device)
     if backend == "flex":
-        block_mask = _sliding_block_mask(seq_len, window, q.device)
-        return _compiled_flex_attention()(q, k, v, block_mask=block_mask, enable_gqa=True)
-    bias = _band_bias(seq_len, window, q.device, q.dtype)  # (T, T)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, enable_gqa=True)
+        # Inside a compiled block Dynamo lowers flex_attention itself; eagerly it needs the compiled wrapper.
+        if torch.compiler.is_compiling():
+            from torch.nn.attention.flex_attention import flex_attention
+
+            return flex_attention(q, k, v, block_mask=mask, enable_gqa=True)
+        return _compiled_flex_attention()(q, k, v, block_mask=mask, enable_gqa=True)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), enable_gqa=True)
 
 
 class LayerCache(Protocol):
@@ -231,14 +265,19 @@ class Attention(nn.Module):
         self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        cache: LayerCache | None = None,
+        mask: AttentionMask = None,
     ) -> torch.Tensor:
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, KV, T, hd)
         v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, KV, T, hd)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = attend(q, k, v, self.window) if cache is None else cache.attend(q, k, v)  # (B, H, T, hd)
+        y = attend(q, k, v, self.window, mask) if cache is None else cache.attend(q, k, v)  # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, dim)
         return self.wo(y)
 
@@ -271,9 +310,15 @@ class Block(nn.Module):
         self.feed_forward = FeedForward(cfg.dim, cfg.ffn_hidden)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        cache: LayerCache | None = None,
+        mask: AttentionMask = None,
     ) -> torch.Tensor:
-        h = x + self.attention(self.attention_norm(x), cos, sin, cache)  # (B, T, dim)
+        """``mask`` is ``attention_mask(...)`` for this shape, fetched once per forward by the model."""
+        h = x + self.attention(self.attention_norm(x), cos, sin, cache, mask)  # (B, T, dim)
         return h + self.feed_forward(self.ffn_norm(h))  # (B, T, dim)
 
 
@@ -326,9 +371,10 @@ class Transformer(nn.Module):
                 if last >= self.cfg.max_seq_len:
                     raise ValueError(f"positions reach {last}, beyond max_seq_len {self.cfg.max_seq_len}")
         cos, sin = self.rotary(positions, T)  # (T, hd) or (B, 1, T, hd)
+        mask = attention_mask(T, self.cfg.sliding_window, tokens.device)  # cached; outside compiled blocks
         h = self.tok_embeddings(tokens)  # (B, T, dim)
         for layer in self.layers:
-            h = layer(h, cos, sin)  # (B, T, dim)
+            h = layer(h, cos, sin, mask=mask)  # (B, T, dim)
         if last_only:
             h = h[:, -1:]  # (B, 1, dim)
         h = self.norm(h)  # (B, T, dim)

@@ -88,6 +88,8 @@ def test_a_dump_and_six_sources_to_a_trained_model_and_again(airflow_env: dict[s
         assert abs(counts[key] / sum(counts.values()) - weight) < 0.02, key
     pretrain = mix_dir / "pretrain"
     assert (pretrain / "eval.json").exists() and (mix_dir / "report" / "report.html").exists()
+    report = json.loads((mix_dir / "report" / "report.json").read_text())
+    assert report["eval"] and report["plan"]  # the report shows the checkpoint's eval and the token budget
     metrics = (pretrain / "metrics.csv").read_text()
     checkpoints = sorted(p.name for p in (pretrain / "checkpoints").iterdir())
     catalogs = {s: (root / "sources" / s / "catalog.json").read_bytes() for s in published}

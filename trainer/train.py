@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -44,7 +45,7 @@ from trainer.checkpoint import (
 )
 from trainer.config import ModelConfig
 from trainer.data import Batch, MixtureLoader
-from trainer.guard import LossGuard, SilentCorruptionError, TrainingDivergedError, losses_agree
+from trainer.guard import DeviceLossGuard, SilentCorruptionError, TrainingDivergedError, losses_agree
 from trainer.metrics import MetricsFile, StepRecord, attach_log_file, configure_console_logging, memory_mb
 from trainer.mfu import mfu
 from trainer.mixture import Mixture, MixtureError, load_mixture
@@ -81,6 +82,25 @@ class TrainResult:
     @property
     def metrics_csv(self) -> Path:
         return self.out / "metrics.csv"
+
+
+@dataclass
+class _PendingStep:
+    """A finished step whose loss, grad norm and verdict are still on the device.
+
+    The loop keeps these until the next step that reads the device anyway (a log, eval, checkpoint
+    or silent-corruption step, or the last one), then reads all of them with one host sync.
+    """
+
+    step: int
+    lr: float
+    values: torch.Tensor
+    """float64 (loss, grad_norm, verdict code, bad streak after this step), on the device."""
+    seconds: float
+    """Host time of the step; on a GPU only the launch time, as nothing waited for the device."""
+    memory_mb: float
+    loader_state: dict[str, Any]
+    """The data position after this step, for a rollback found only when the step is read."""
 
 
 class Trainer:
@@ -158,9 +178,12 @@ class Trainer:
                     "heldout_every=%s; it gets no held-out loss",
                     source.name, source.n_windows, cfg.heldout_every,
                 )
-        self.guard = LossGuard(
-            spike_ratio=cfg.spike_ratio, warmup_steps=cfg.guard_warmup_steps, ema_beta=cfg.guard_ema_beta
+        self.guard = DeviceLossGuard(
+            spike_ratio=cfg.spike_ratio, warmup_steps=cfg.guard_warmup_steps, ema_beta=cfg.guard_ema_beta,
+            device=self.device,
         )
+        self._pending: list[_PendingStep] = []
+        self._window_started: float | None = None
         self.step = 0
         self.rollbacks = 0
         self.last_checkpoint: Path | None = None
@@ -196,34 +219,34 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------------
 
     def train(self, until: int) -> TrainResult:
-        """Run optimizer steps until ``self.step == until``; a checkpoint is saved on return."""
+        """Run optimizer steps until ``self.step == until``; a checkpoint is saved on return.
+
+        No step reads a device value unless it must: losses, grad norms and the guard's verdicts stay
+        on the device and are read together at the next log, eval, checkpoint or silent-corruption
+        step and at ``until`` (:meth:`_read_pending`). A rollback found then happens exactly as if it
+        had been seen at its own step: the steps run after it are discarded with the data they read.
+        """
         result = TrainResult(out=self.out, step=self.step)
         quiet = self.rank != 0 or not self.cfg.progress
         bar = tqdm(total=until, initial=self.step, disable=quiet, desc="pretrain")
         try:
             while self.step < until:
-                record = self._train_step()
-                result.history.append(record)
-                self._metrics.write_step(record)
+                if self._window_started is None:
+                    self._window_started = time.perf_counter()
+                self._pending.append(self._train_step())
                 bar.update(1)
-                bar.set_postfix(loss=f"{record.loss:.3f}", lr=f"{record.lr:.2e}")
-                if record.step % self.cfg.log_every == 0 or record.status != "ok":
-                    log.info(
-                        "step %d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f %s",
-                        record.step, record.loss, record.lr, record.grad_norm, record.tokens_per_s,
-                        record.status,
-                    )
-                if record.status == "skipped:sdc" or self.guard.bad_streak >= self.cfg.max_bad_steps:
-                    why = "silent-corruption check failed" if record.status == "skipped:sdc" else (
-                        f"{self.guard.bad_streak} bad steps in a row"
-                    )
-                    self._rollback(why)
+                if not self._read_due(until):
+                    continue
+                if self._read_pending(result, bar):  # rolled back
                     bar.n = self.step
                     continue
                 if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
                     self.evaluate()
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                     self.save()
+        except BaseException:
+            self._write_pending_after_failure(result, bar)
+            raise
         finally:
             bar.close()
         if self.last_checkpoint is None or self.last_checkpoint.name != f"step-{self.step:08d}":
@@ -234,7 +257,83 @@ class Trainer:
         result.checkpoint = self.last_checkpoint
         return result
 
-    def _train_step(self) -> StepRecord:
+    def _read_due(self, until: int) -> bool:
+        """Whether the step just taken reads the pending steps: a log step, the last step, a step that
+        evaluates or checkpoints (both read the device, and neither may see a run that should have
+        rolled back), and the steps around a silent-corruption check (the check reads the loss anyway;
+        reading before it keeps metrics.csv complete if it stops the run)."""
+        cfg, step = self.cfg, self.step
+        return (
+            step % cfg.log_every == 0
+            or step >= until
+            or bool(cfg.eval_every and step % cfg.eval_every == 0)
+            or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+            or bool(cfg.sdc_check_every and (step % cfg.sdc_check_every in (0, cfg.sdc_check_every - 1)))
+        )
+
+    def _read_pending(self, result: TrainResult, bar: tqdm, *, act: bool = True) -> bool:
+        """Read every pending step with one host sync, then write, log and judge them in order as the
+        loop once did step by step. True when a step called for a rollback (done here, after putting
+        the step counter and the data position back to that step: later steps never happened)."""
+        if not self._pending:
+            return False
+        pending, self._pending = self._pending, []
+        rows = torch.stack([p.values for p in pending]).tolist()  # the one host sync of the window
+        window = time.perf_counter() - (self._window_started or 0.0)
+        self._window_started = None
+        for p, (loss, grad_norm, code, streak) in zip(pending, rows):
+            reason = DeviceLossGuard.REASONS[int(code)]
+            status = "ok" if reason is None else f"skipped:{reason}"
+            if reason is not None:
+                log.warning(
+                    "step %d skipped (%s): loss %s, grad_norm %s; update not applied (%d bad in a row)",
+                    p.step, reason, loss, grad_norm, int(streak),
+                )
+            # On CPU each step's own time is real; on a GPU only the window's time, taken after its
+            # one sync, says how long the device worked, so its steps share it evenly.
+            seconds = p.seconds if self.device.type == "cpu" else window / len(pending)
+            tokens_per_s = self.cfg.tokens_per_step / seconds
+            record = StepRecord(
+                step=p.step,
+                loss=loss,
+                lr=p.lr,
+                grad_norm=grad_norm,
+                tokens_per_s=tokens_per_s,
+                mfu=_mfu(tokens_per_s, self.model_cfg, self.cfg, self.world),
+                memory_mb=p.memory_mb,
+                status=status,
+            )
+            result.history.append(record)
+            self._metrics.write_step(record)
+            bar.set_postfix(loss=f"{record.loss:.3f}", lr=f"{record.lr:.2e}")
+            if record.step % self.cfg.log_every == 0 or record.status != "ok":
+                log.info(
+                    "step %d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f %s",
+                    record.step, record.loss, record.lr, record.grad_norm, record.tokens_per_s,
+                    record.status,
+                )
+            if act and (reason == "sdc" or streak >= self.cfg.max_bad_steps):
+                why = "silent-corruption check failed" if reason == "sdc" else f"{int(streak)} bad steps in a row"
+                self.step = p.step
+                self.loader.load_state_dict(p.loader_state)
+                self._rollback(why)
+                return True
+        return False
+
+    def _write_pending_after_failure(self, result: TrainResult, bar: tqdm) -> None:
+        """Best effort, when a step raised: write the pending steps' rows so a crash loses none of them
+        (a device fault will fail the read too, and then the rows are lost)."""
+        try:
+            self._read_pending(result, bar, act=False)
+        except Exception:  # noqa: BLE001 - the original error is the one to raise
+            log.warning("could not read the %d step(s) before the failure", len(self._pending))
+        self._pending = []
+        self._window_started = None
+
+    def _train_step(self) -> _PendingStep:
+        """One optimizer step, queued on the device without reading any value back: the guard
+        judges and the fused AdamW skips on the device (``found_inf``). Only a due silent-corruption
+        check reads the loss (it must compare two numbers), which the caller reads around anyway."""
         cfg = self.cfg
         lr = lr_at(
             self.step, peak_lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps,
@@ -261,33 +360,22 @@ class Trainer:
         assert first is not None
         due = cfg.sdc_check_every > 0 and (self.step + 1) % cfg.sdc_check_every == 0
         if due and self._silent_corruption_failed(*first):
-            reason: str | None = "sdc"
+            # Known on the host already: no update at all, and the guard does not see the step.
+            code = torch.full((), DeviceLossGuard.REASONS.index("sdc"), dtype=torch.int64, device=self.device)
         else:
-            reason = self.guard.judge(loss_value, grad_norm)
-        if reason is None:
+            code = self.guard.judge(loss_value, grad_norm)
+            _skip_on_device(self.optimizer, code != 0)
             self.optimizer.step()
-            status = "ok"
-        else:
-            status = f"skipped:{reason}"
-            log.warning(
-                "step %d skipped (%s): loss %s, grad_norm %s; update not applied (%d bad in a row)",
-                self.step + 1, reason, loss_value, grad_norm, self.guard.bad_streak,
-            )
         self.optimizer.zero_grad(set_to_none=True)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - started
+        values = torch.stack([t.to(torch.float64) for t in (loss_value, grad_norm, code, self.guard.bad_streak)])
         self.step += 1
-        tokens_per_s = cfg.tokens_per_step / elapsed
-        return StepRecord(
+        return _PendingStep(
             step=self.step,
-            loss=loss_value,
             lr=lr,
-            grad_norm=grad_norm,
-            tokens_per_s=tokens_per_s,
-            mfu=_mfu(tokens_per_s, self.model_cfg, cfg, self.world),
+            values=values,
+            seconds=time.perf_counter() - started,
             memory_mb=memory_mb(self.device),
-            status=status,
+            loader_state=self.loader.state_dict(),
         )
 
     def _loss(self, batch: Batch) -> torch.Tensor:
@@ -414,7 +502,7 @@ class Trainer:
         rollbacks = self.rollbacks + 1
         self._restore(target, restore_data=False)
         self.rollbacks = rollbacks
-        self.guard.bad_streak = 0
+        self.guard.bad_streak.zero_()
         log.warning(
             "rolled back from step %d to %s (%s); data continues at batch %d, skipping what diverged",
             failed_at, target.name, why, self.loader.batches,
@@ -533,6 +621,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
         eps=cfg.eps,
+        fused=True,  # its found_inf lets the loss guard skip a step without a host sync (_skip_on_device)
     )
 
 
@@ -557,17 +646,33 @@ def _pick_device(device: str) -> torch.device:
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
+def _mean_over_ranks(value: torch.Tensor, world: int) -> torch.Tensor:
+    """The mean over ranks, left on the device (an all-reduce is a collective, not a host read)."""
     if world > 1:
         value = value.clone()
         dist.all_reduce(value)
         value /= world
-    return float(value)
+    return value
 
 
-def _total_norm(norm: torch.Tensor) -> float:
-    full = getattr(norm, "full_tensor", None)  # a DTensor under FSDP2
-    return float(full() if full is not None else norm)
+def _total_norm(norm: torch.Tensor) -> torch.Tensor:
+    """The whole model's grad norm as a plain tensor on the device (gathered from a DTensor under FSDP2)."""
+    full = getattr(norm, "full_tensor", None)
+    return full() if full is not None else norm
+
+
+def _skip_on_device(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
+    """Make the next ``optimizer.step()`` a no-op where ``skip`` is true, decided on the device.
+
+    The fused AdamW kernels take ``found_inf`` (meant for ``GradScaler``): where it is 1 they change no
+    parameter or moment, and the step count is put back, exactly as if ``step()`` was not called. The
+    fused flag is set again here because loading an optimizer state dict replaces the param groups'
+    options with the saved ones, and a checkpoint written before the trainer used the fused kernels
+    says ``fused: None``, which would reject ``found_inf``.
+    """
+    for group in optimizer.param_groups:
+        group["fused"], group["foreach"] = True, None
+    optimizer.found_inf = skip.to(torch.float32)  # type: ignore[attr-defined]
 
 
 def _mfu(tokens_per_s: float, model_cfg: ModelConfig, cfg: TrainConfig, world: int) -> float | None:

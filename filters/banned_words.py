@@ -170,25 +170,61 @@ class BannedWords:
         return shipped_lists(tags, self.min_substring_chars if substring else 0)
 
 
-def _mark_ranges() -> str:
-    """A regex character-class body for every combining mark (Unicode category M) in planes 0, 1 and 14.
+def _mark_code_points() -> list[int]:
+    """Every combining mark (Unicode category M) in planes 0, 1 and 14, ascending.
 
     Planes 2-13 hold no marks; scanning only these keeps the one-off cost to a few tens of ms per process.
     """
+    return [code for code in (*range(0x20000), *range(0xE0000, 0xE1000)) if unicodedata.category(chr(code))[0] == "M"]
+
+
+def _class_body(codes: Iterable[int]) -> str:
+    """A regex character-class body matching exactly ``codes`` (ascending), consecutive ones as ranges."""
     spans: list[tuple[int, int]] = []
-    for code in (*range(0x20000), *range(0xE0000, 0xE1000)):
-        if unicodedata.category(chr(code))[0] == "M":
-            if spans and spans[-1][1] == code - 1:
-                spans[-1] = (spans[-1][0], code)
-            else:
-                spans.append((code, code))
+    for code in codes:
+        if spans and spans[-1][1] == code - 1:
+            spans[-1] = (spans[-1][0], code)
+        else:
+            spans.append((code, code))
     return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in spans)
 
 
-_WORD_CHARS = rf"\w{_mark_ranges()}\u200c\u200d"
+_MARKS = _mark_code_points()
+_WORD_CHARS = rf"\w{_class_body(_MARKS)}\u200c\u200d"
 _WORD_RUN = re.compile(rf"[{_WORD_CHARS}]+")
-_NOT_AFTER_WORD = rf"(?<![{_WORD_CHARS}])"
 _NOT_BEFORE_WORD = rf"(?![{_WORD_CHARS}])"
+
+# ``_WORD_RUN`` is slow: ``re`` tests a character against its hundreds of astral mark ranges one by one
+# whenever the character is not a ``\w`` (every space and punctuation mark). On a page holding none of
+# the characters it adds to ``\w`` (marks that are not ``\w``, the zero-width (non-)joiner), its runs
+# are exactly those of ``\w+``, so :func:`_word_runs` checks for those characters first. The check is
+# one pass of a class that ``re`` compiles to a constant-time table (the BMP extras) plus one range
+# (any astral character, a candidate settled by a set lookup: emoji are astral and not marks).
+_PLAIN_WORD_RUN = re.compile(r"\w+")
+_EXTRA_WORD_CHARS = frozenset(c for c in map(chr, (*_MARKS, 0x200C, 0x200D)) if not _PLAIN_WORD_RUN.match(c))
+_BMP_EXTRA_WORD_CODES = sorted(code for code in map(ord, _EXTRA_WORD_CHARS) if code <= 0xFFFF)
+_MAYBE_EXTRA_WORD_CHAR = re.compile(rf"[{_class_body(_BMP_EXTRA_WORD_CODES)}\U00010000-\U0010ffff]")
+
+
+def _alternative(entry: str) -> str:
+    """The regex of one entry: its words separated by any whitespace, not preceded by a word character.
+
+    The "not preceded" test sits after the entry's first character (a lookbehind over that character
+    and the one before it), not before the whole alternation: a pattern that begins with a literal
+    in every alternative lets ``re`` skip straight to the positions holding one of those first
+    characters, where a leading lookbehind made it try the (slow) word-character class at every
+    position. Both forms accept the same matches at the same positions, in the same order.
+    """
+    first, *rest = entry.split()
+    head = re.escape(first[0])
+    return rf"{head}(?<![{_WORD_CHARS}]{head}){re.escape(first[1:])}" + "".join(rf"\s+{re.escape(t)}" for t in rest)
+
+
+def _word_runs(lowered: str) -> list[str]:
+    """``_WORD_RUN.findall(lowered)``, through the fast ``\\w+`` when the page has no extra word character."""
+    if lowered.isascii() or _EXTRA_WORD_CHARS.isdisjoint(_MAYBE_EXTRA_WORD_CHAR.findall(lowered)):
+        return _PLAIN_WORD_RUN.findall(lowered)
+    return _WORD_RUN.findall(lowered)
 
 
 @dataclass(frozen=True)
@@ -227,16 +263,14 @@ class BannedList:
         pattern = None
         if others:
             # Longest first, so a phrase wins over a shorter entry that is its prefix.
-            alternatives = "|".join(
-                r"\s+".join(map(re.escape, e.split())) for e in sorted(others, key=len, reverse=True)
-            )
-            pattern = re.compile(rf"{_NOT_AFTER_WORD}(?:{alternatives}){_NOT_BEFORE_WORD}")
+            alternatives = "|".join(_alternative(e) for e in sorted(others, key=len, reverse=True))
+            pattern = re.compile(rf"(?:{alternatives}){_NOT_BEFORE_WORD}")
         return cls(words, heads, pattern, always, substrings, frozenset(e[0] for e in substrings))
 
     def first_match(self, text: str) -> str | None:
         """One listed entry found in ``text`` (the smallest word, else the first phrase or substring)."""
         lowered = text.lower()
-        present = set(_WORD_RUN.findall(lowered))
+        present = set(_word_runs(lowered))
         hit = self.words & present
         if hit:
             return min(hit)
@@ -249,7 +283,7 @@ class BannedList:
     def matches(self, text: str) -> set[str]:
         """Every listed entry found in ``text`` (as the list writes it, phrases as they appear): for measuring."""
         lowered = text.lower()
-        found = self.words & set(_WORD_RUN.findall(lowered))
+        found = self.words & set(_word_runs(lowered))
         if self.pattern is not None:
             found |= {m.group(0) for m in self.pattern.finditer(lowered)}
         return found | set(self._substrings_in(lowered))

@@ -1,9 +1,18 @@
 import pickle
+import re
 from importlib import resources
 
 import pytest
 
-from filters.banned_words import BannedWords, banned_list, parse_word_list
+from filters.banned_words import (
+    _WORD_CHARS,
+    _WORD_RUN,
+    BannedList,
+    BannedWords,
+    _word_runs,
+    banned_list,
+    parse_word_list,
+)
 from filters.config import ConfigError, from_dict
 from tests.filters.rule_samples import EDGE_CASES, ENGLISH_PROSE, doc
 
@@ -88,3 +97,40 @@ def test_list_is_loaded_once_per_path(tmp_path):
     words_file = tmp_path / "list.txt"
     words_file.write_text("bad\n", encoding="utf-8")
     assert banned_list(str(words_file)) is banned_list(str(words_file))
+
+
+# Texts that exercise the word-run shortcut: combining marks that are not \w (Devanagari and Thai
+# vowel signs, an accent typed as a mark), the zero-width joiners, astral marks and variation
+# selectors, emoji (astral, not marks), "İ" (lowercases to i + a combining dot) and plain ASCII.
+WORD_RUN_TEXTS = (
+    "plain ascii, with porn. and (free porn)!",
+    "Curly ’quotes’ and café but no marks — porn",
+    "हिन्दी में पोर्न शब्द",
+    "ภาษาไทย สวัสดี porn",
+    "cafe\u0301 porn",
+    "zero\u200dwidth\u200cjoiners porn",
+    "musical \U0001d165 mark and \U000e0100 selector porn",
+    "emoji 😀 porn 👍🏽 free porn",
+    "İstanbul FREE PORN",
+    "",
+)
+
+
+@pytest.mark.parametrize("text", WORD_RUN_TEXTS)
+def test_word_runs_shortcut_equals_the_full_word_class(text):
+    lowered = text.lower()
+    assert _word_runs(lowered) == _WORD_RUN.findall(lowered)
+
+
+@pytest.mark.parametrize("text", WORD_RUN_TEXTS)
+def test_phrase_pattern_equals_a_leading_lookbehind(text):
+    # The reference is the definition: an entry not preceded and not followed by a word character.
+    listed = BannedList.build(["free porn", "porn", "a$$", "हिन्दी में", "selector porn", "zero"])
+    others = ["free porn", "a$$", "हिन्दी में", "selector porn"]  # single words are a set lookup instead
+    assert listed.words == {"porn", "zero"}
+    alternatives = "|".join(r"\s+".join(map(re.escape, e.split())) for e in sorted(others, key=len, reverse=True))
+    reference = re.compile(rf"(?<![{_WORD_CHARS}])(?:{alternatives})(?![{_WORD_CHARS}])")
+    for probe in (text, f"x{text}", f"\u0301{text}", f"a$$ {text} a$$", f"sa$$ {text}"):
+        lowered = probe.lower()
+        found = [(m.span(), m.group(0)) for m in listed.pattern.finditer(lowered)]
+        assert found == [(m.span(), m.group(0)) for m in reference.finditer(lowered)], probe

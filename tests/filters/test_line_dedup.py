@@ -1,5 +1,7 @@
+import re
 import subprocess
 import sys
+import unicodedata
 
 import numpy as np
 import pytest
@@ -87,3 +89,42 @@ def test_distinct_line_hashes_are_sorted_and_unique():
     assert hashes.dtype == np.int64
     assert hashes.tolist() == sorted({line_hash("home"), line_hash("about us")})
     assert distinct_line_hashes("").size == 0
+
+
+def _normalize_step_by_step(line: str) -> str:
+    """normalize_line's docstring, literally: the reference its shortcuts must agree with."""
+    text = unicodedata.normalize("NFKC", line).lower()
+    text = re.sub(r"\d", "0", text)
+    text = re.sub(r"[^\w\s]|_", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_ascii_fast_path_matches_the_definition_for_every_character_and_pair():
+    # NFKC leaves ASCII alone (no ASCII character decomposes or composes with another).
+    ascii_chars = [chr(code) for code in range(128)]
+    for a in ascii_chars:
+        for b in ascii_chars:
+            assert unicodedata.normalize("NFKC", a + b) == a + b
+        for line in (a, f"Ab {a}9_x", f" {a}{a} \t", f"A{a}Z"):
+            assert normalize_line(line) == _normalize_step_by_step(line), repr(line)
+
+
+def test_non_ascii_path_matches_the_definition_across_the_bmp():
+    # Every BMP character in context: NFKC that yields ASCII (full-width digits), digits of other
+    # scripts, exotic whitespace, symbols, marks.
+    for code in range(0x80, 0x10000, 7):
+        char = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        for line in (char, f"Ab {char}9_x", f"{char}{char} \u3000"):
+            assert normalize_line(line) == _normalize_step_by_step(line), hex(code)
+    for line in ("２０２３年 ＡＣＭＥ", "Ｆｕｌｌ", "ﬁ ﬂ", "e\u0301t\u00e9", "١٢٣ ٤", "a\u2028b\x85c", "İstanbul", "😀 ok"):
+        assert normalize_line(line) == _normalize_step_by_step(line), line
+
+
+def test_repeated_lines_hash_and_drop_like_single_ones():
+    text = "Menu\nShare this\nBody one.\nShare this\r\nMenu\nShare this\nBody two.\n"
+    pairs = lines_with_hashes(text)
+    assert pairs == [(line, line_hash(normalize_line(line))) for line in text.splitlines() if normalize_line(line)]
+    assert remove_lines(text, {line_hash("share this")}) == "Menu\nBody one.\nMenu\nBody two.\n"
+    assert remove_lines(text, {line_hash("menu"), line_hash("share this")}) == "Body one.\nBody two.\n"

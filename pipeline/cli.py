@@ -32,6 +32,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "pretrain": ("trainer.train:main", "pretrain a decoder on a mixture of token shards"),
     "generate": ("trainer.generate:main", "sample text from a checkpoint (KV cache, rolling buffer for windows)"),
     "eval": ("trainer.evaluate:main", "held-out loss, perplexity and bits per byte of a checkpoint, per source"),
+    "eval-mc": ("trainer.multiple_choice:main", "few-shot multiple-choice accuracy of a checkpoint by log-likelihood"),
     "export-hf": ("trainer.export_hf:main", "write a checkpoint as a Hugging Face Llama/Mistral model"),
     "import-hf": ("trainer.export_hf:import_main", "turn a Hugging Face Llama/Mistral model into a checkpoint"),
 }
@@ -179,7 +180,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="url: the page itself is cited (LLaMA); domain: any page of a cited host "
                          "(an alternative for crawls that hold few cited pages)")
     qs.add_argument("--min-positives", type=int, default=100,
-                    help="exit 1 (no _SUCCESS) when fewer documents match: too few to train on (default 100)")
+                    help="exit 1 (no _SUCCESS) when fewer positives are left after --max-per-domain: "
+                         "too few to train on (default 100)")
+    qs.add_argument("--max-per-domain", default="20%", metavar="N|P%",
+                    help="keep at most N positives per domain, or P%% of the matched documents, picked by a "
+                         "stable hash of the URL so re-runs keep the same pages; 0 = no cap. Default 20%%: "
+                         "relative, because the positives number hundreds on a sample and millions on a dump, "
+                         "and a fifth means no one site (archive.org on the shared sample) is most of the class")
 
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False, allow_abbrev=False)
@@ -268,15 +275,27 @@ def _cmd_train_quality(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def _cmd_build_quality_set(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipeline.quality_set import build_quality_set
+    from pipeline.quality_set import build_quality_set, parse_max_per_domain
 
+    try:
+        parse_max_per_domain(args.max_per_domain)
+    except ValueError as bad:
+        args.command_parser.error(str(bad))
     report = build_quality_set(args.references, args.input, args.output, beam_args, match=args.match,
-                               min_positives=args.min_positives)
+                               min_positives=args.min_positives, max_per_domain=args.max_per_domain)
     print(f"{report['references_matched']} of {report['references']} distinct references matched "
           f"({report['match_rate']:.2%}) -> {report['positive']} positive and {report['negative']} negative "
           f"documents in {args.output}")
+    cap = report["max_per_domain"]
+    if cap["cap"] is None:
+        print(f"  --max-per-domain {cap['spec']}: no cap, all {report['documents_matched']} matched documents kept")
+    else:
+        print(f"  --max-per-domain {cap['spec']} (at most {cap['cap']} per domain) dropped "
+              f"{report['capped']} of {report['documents_matched']} matched documents")
+    capped = report["capped_by_domain"]
     for domain, n in list(report["matches_by_domain"].items())[:10]:
-        print(f"  {domain:<32} {n:>7} positives")
+        dropped = f" ({capped[domain]} dropped by the cap)" if domain in capped else ""
+        print(f"  {domain:<32} {n:>7} matched{dropped}")
     return EXIT_OK
 
 

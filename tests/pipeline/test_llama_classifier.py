@@ -4,8 +4,9 @@ References come from the shared enwiki dump sample (wiki-references), pages from
 WARCs (curated by `refinery run`, resiliparse, no filter stages) and the 181 pages of the
 ScrapingHub article-extraction benchmark (their gold article text and URL). What the sample
 allows is asserted exactly: not one crawled page is itself cited, so URL matching refuses to
-train; matching cited domains (the named alternative) gives 154 positives, and the held-out AUC
-is reported with its 95% interval on that many pages.
+train; matching cited domains (the named alternative) gives 154 matches, 91 of them archive.org,
+which the default --max-per-domain (20% of the matches: 30) cuts to 93 positives; the held-out AUC
+is reported with its 95% interval on that many pages, and on this sample it does not beat chance.
 """
 
 from __future__ import annotations
@@ -55,20 +56,29 @@ def test_no_crawled_page_is_itself_cited_so_url_matching_refuses(shared: dict, c
 def test_cited_domains_train_a_classifier_and_its_auc_is_reported(shared: dict) -> None:
     out = shared["root"] / "by-domain"
     assert main(["build-quality-set", "--references", str(shared["refs"]), "--input", *shared["pages"],
-                 "--output", str(out), "--match", "domain"]) == 0
+                 "--output", str(out), "--match", "domain", "--min-positives", "90"]) == 0
     report = json.loads((out / "stats.json").read_text())
     assert (report["documents"], report["references"], report["references_matched"]) == (679, 1963, 33)
-    assert (report["positive"], report["negative"]) == (154, 146)
-    # The sample's weakness, asserted so it is not forgotten: a 2008 crawl of archive.org is most of it.
+    # The sample's weakness, asserted so it is not forgotten: a 2008 crawl of archive.org is most of the
+    # matches; the default cap keeps 30 of its 91 pages, which leaves 93 positives, under the default
+    # --min-positives of 100 (hence 90 here: the sample is that small).
     assert list(report["matches_by_domain"].items())[:2] == [("archive.org", 91), ("iana.org", 16)]
+    assert (report["documents_matched"], report["max_per_domain"]) == (154, {"spec": "20%", "cap": 30})
+    assert (report["capped"], report["capped_by_domain"]) == (61, {"archive.org": 61})
+    assert (report["positive"], report["negative"]) == (93, 88)
 
     def texts(name: str):
-        return (t for f in sorted(out.glob(f"{name}*.jsonl")) for t in read_texts(f))
+        # Sorted: the set is deterministic but Beam's line order is not, and the held-out split follows it.
+        return sorted(t for f in out.glob(f"{name}*.jsonl") for t in read_texts(f))
 
     quality = train_quality_classifier(texts("positive"), texts("negative"), shared["root"] / "q.bin",
                                        dim=16, epoch=10, holdout_fraction=0.3)
     low, high = auc_interval(quality.auc, quality.n_holdout_positive, quality.n_holdout_negative)
     print(f"\nheld-out AUC {quality.auc:.3f}, 95% CI [{low:.3f}, {high:.3f}] on "
           f"{quality.n_holdout_positive}+{quality.n_holdout_negative} pages")
-    assert (quality.n_holdout_positive, quality.n_holdout_negative) == (44, 44)
-    assert low > 0.5  # better than chance on this sample, whatever it is worth beyond it
+    assert (quality.n_holdout_positive, quality.n_holdout_negative) == (27, 27)
+    # Measured, not wished for: once archive.org is capped, 27+27 held-out pages cannot tell this classifier
+    # from chance (AUC 0.55, 95% interval 0.40-0.70; uncapped it was 0.70, 0.59-0.81, mostly by learning
+    # archive.org). Asserted so README's figures are revisited when the sample or the recipe changes.
+    assert 0.0 <= low <= quality.auc <= high <= 1.0
+    assert low < 0.5 < high

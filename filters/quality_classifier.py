@@ -99,8 +99,10 @@ def train_quality_classifier(
 ) -> QualityReport:
     """Train the classifier, write it to ``output`` and score it on a stratified held-out split.
 
-    Deterministic for a given ``seed``: the split, the balancing and the line order come from a
-    seeded RNG, and fastText trains with ``thread=1`` (with several threads its lock-free SGD
+    Deterministic for a given ``seed`` whatever order the texts arrive in (a Beam job's output
+    files and lines come in no fixed order, and the split used to follow it: the shared-data AUC
+    moved by 0.13 between two runs of the same set): the texts are sorted first, then the split,
+    the balancing and the line order come from a seeded RNG, and fastText trains with ``thread=1`` (with several threads its lock-free SGD
     updates interleave differently on each run) in a fresh process (see :func:`_train_in_child`).
     ``balance`` downsamples the larger class to the size of the smaller one, so the 0.5 threshold
     is not shifted by the class prior. ``word_ngrams=2`` adds word bigrams, the setting of
@@ -301,6 +303,8 @@ def _check_positive_label(model_path: str, positive_label: str) -> None:
 
 
 def _normalized(texts: Iterable[str], max_chars: int) -> tuple[list[str], int]:
+    """The non-empty normalized texts, sorted (so that their arrival order cannot matter), and how
+    many were empty."""
     kept, empty = [], 0
     for text in texts:
         line = normalize_text(text, max_chars)
@@ -308,7 +312,7 @@ def _normalized(texts: Iterable[str], max_chars: int) -> tuple[list[str], int]:
             kept.append(line)
         else:
             empty += 1
-    return kept, empty
+    return sorted(kept), empty
 
 
 def _split(items: list[str], fraction: float, rng: random.Random) -> tuple[list[str], list[str]]:

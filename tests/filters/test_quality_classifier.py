@@ -133,6 +133,10 @@ def test_training_is_deterministic_for_a_seed(trained, corpus, tmp_path):
     twin = QualityClassifier(model_path=str(tmp_path / "again.bin"))
     for text in corpus["wiki"] + corpus["spam"] + corpus["negatives"][:5]:
         assert twin.score(text) == flt.score(text)
+    # The same texts in another order (as a Beam job's files arrive) give the same model and split.
+    shuffled = train_quality_classifier(corpus["positives"][::-1], corpus["negatives"][::-1],
+                                        tmp_path / "shuffled.bin", **TRAIN)
+    assert (shuffled.auc, shuffled.precision, shuffled.recall) == (report.auc, report.precision, report.recall)
 
 
 def test_empty_text_is_dropped_with_a_reason(trained):

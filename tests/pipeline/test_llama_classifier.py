@@ -6,7 +6,7 @@ ScrapingHub article-extraction benchmark (their gold article text and URL). What
 allows is asserted exactly: not one crawled page is itself cited, so URL matching refuses to
 train; matching cited domains (the named alternative) gives 154 matches, 91 of them archive.org,
 which the default --max-per-domain (20% of the matches: 30) cuts to 93 positives; the held-out AUC
-is reported with its 95% interval on that many pages, and on this sample it does not beat chance.
+is reported with its 95% interval on that many pages: on this sample, barely above chance.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def test_cited_domains_train_a_classifier_and_its_auc_is_reported(shared: dict) 
     assert (report["positive"], report["negative"]) == (93, 88)
 
     def texts(name: str):
-        # Sorted: the set is deterministic but Beam's line order is not, and the held-out split follows it.
-        return sorted(t for f in out.glob(f"{name}*.jsonl") for t in read_texts(f))
+        # In Beam's (unfixed) order: train_quality_classifier sorts them itself.
+        return [t for f in out.glob(f"{name}*.jsonl") for t in read_texts(f)]
 
     quality = train_quality_classifier(texts("positive"), texts("negative"), shared["root"] / "q.bin",
                                        dim=16, epoch=10, holdout_fraction=0.3)
@@ -77,8 +77,8 @@ def test_cited_domains_train_a_classifier_and_its_auc_is_reported(shared: dict) 
     print(f"\nheld-out AUC {quality.auc:.3f}, 95% CI [{low:.3f}, {high:.3f}] on "
           f"{quality.n_holdout_positive}+{quality.n_holdout_negative} pages")
     assert (quality.n_holdout_positive, quality.n_holdout_negative) == (27, 27)
-    # Measured, not wished for: once archive.org is capped, 27+27 held-out pages cannot tell this classifier
-    # from chance (AUC 0.55, 95% interval 0.40-0.70; uncapped it was 0.70, 0.59-0.81, mostly by learning
-    # archive.org). Asserted so README's figures are revisited when the sample or the recipe changes.
+    # Measured, not wished for: once archive.org is capped, 27+27 held-out pages put this classifier barely
+    # above chance (AUC 0.66, 95% interval 0.52-0.81, README). Deterministic whatever the line order, so
+    # the figure is pinned: a change of sample, recipe or trainer makes README's figures be revisited.
     assert 0.0 <= low <= quality.auc <= high <= 1.0
-    assert low < 0.5 < high
+    assert round(quality.auc, 2) == 0.66 and round(low, 2) == 0.52

@@ -29,6 +29,14 @@ _FOLD_EVERY = 1 << 16
 _DENSE_SHARE = 1 / 16
 
 
+def check_cells(cells: int, key: str = "sketch cells") -> int:
+    """``cells`` if it is a usable table width (a power of two >= 2: multiply-shift needs it), else
+    a ValueError naming ``key``, the config key that set it."""
+    if cells < 2 or cells & (cells - 1):
+        raise ValueError(f"{key} must be a power of two >= 2, got {cells}")
+    return cells
+
+
 class CountSketch:
     """Per key, at least the number of times it was added; counters saturate at 255.
 
@@ -39,9 +47,7 @@ class CountSketch:
     """
 
     def __init__(self, cells: int) -> None:
-        if cells < 2 or cells & (cells - 1):
-            raise ValueError(f"sketch cells must be a power of two >= 2, got {cells}")
-        self.cells = cells
+        self.cells = check_cells(cells)
         self._shift = np.uint64(65 - cells.bit_length())  # 64 - log2(cells)
         self._dense: np.ndarray | None = None  # _ROWS * cells counts, once dense
         self._at = np.empty(0, dtype=np.int64)  # sparse: sorted flat cell indices...

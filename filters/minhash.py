@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from filters.count_sketch import check_cells
 from filters.document import Document
 
 KeepRule = Literal["earliest_timestamp", "highest_quality", "lowest_id"]
@@ -90,8 +91,7 @@ class DedupConfig:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.num_perm < 1 or self.ngram < 1 or self.max_rounds < 2 or self.verify_sample < 1:
             raise ValueError("num_perm, ngram and verify_sample must be >= 1 and max_rounds >= 2")
-        if self.sketch_cells < 2 or self.sketch_cells & (self.sketch_cells - 1):
-            raise ValueError(f"sketch_cells must be a power of two, got {self.sketch_cells}")
+        check_cells(self.sketch_cells, "dedup.sketch_cells")
         if (self.bands is None) != (self.rows is None):
             raise ValueError("set both bands and rows, or neither (then they are derived)")
         bands, rows = self.band_layout()

@@ -20,7 +20,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from filters import Document
-from filters.count_sketch import SATURATED, CountSketch
+from filters.count_sketch import SATURATED, CountSketch, check_cells
 from filters.line_dedup import distinct_line_hashes, remove_lines
 from pipeline.count_sketch import SketchCounts
 from pipeline.spill import FILES, ApplyVerdicts, Place, SpillDocuments, Spilled, spill_directory
@@ -52,8 +52,7 @@ class LineDedupConfig:
             raise ValueError("line_dedup.max_documents must be at least 1")
         if self.max_documents >= SATURATED:
             raise ValueError(f"line_dedup.max_documents must be below {SATURATED} (the sketch counts to it)")
-        if self.sketch_cells < 2 or self.sketch_cells & (self.sketch_cells - 1):
-            raise ValueError(f"line_dedup.sketch_cells must be a power of two, got {self.sketch_cells}")
+        check_cells(self.sketch_cells, "line_dedup.sketch_cells")
         if self.min_chars_after < 0:
             raise ValueError("line_dedup.min_chars_after must not be negative")
 

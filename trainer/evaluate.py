@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from trainer.data import MixtureLoader
-from trainer.load import Loaded, LoadError, dump_json, load_trained, train_setting
+from trainer.load import Loaded, LoadError, add_checkpoint_arguments, dump_json, load_trained, train_setting
 from trainer.mixture import Mixture, MixtureError, MixtureSource, TokenizerRef, load_mixture
 from trainer.shards import MANIFEST_NAME, ShardError, read_manifest, verify
 
@@ -191,13 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="refinery eval", description="Held-out loss, perplexity and bits per byte of a checkpoint.",
         allow_abbrev=False,
     )
-    parser.add_argument("--ckpt", type=Path, required=True, help="pretrain output dir or a step dir")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--data", type=Path, required=True, help="mixture.json or one shard directory")
     parser.add_argument("--max-windows", type=int, default=256, help="held-out windows per source")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--out", type=Path, help="JSON report (default: <ckpt>/eval-step-<step>.json)")
-    parser.add_argument("--tokenizer", type=Path, help="sentencepiece model (default: found beside the ckpt)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -41,7 +41,15 @@ from trainer.checkpoint import latest_checkpoint, save_checkpoint
 from trainer.config import ModelConfig
 from trainer.guard import LossGuard
 from trainer.hf_keys import from_hf_state_dict, hf_config_kwargs, to_hf_state_dict
-from trainer.load import TOKENIZER_NAME, LoadError, build_empty, dump_json, load_trained, sha256_file
+from trainer.load import (
+    TOKENIZER_NAME,
+    LoadError,
+    add_checkpoint_arguments,
+    build_empty,
+    dump_json,
+    load_trained,
+    sha256_file,
+)
 from trainer.mixture import MixtureError, load_mixture
 from trainer.train_config import TrainConfig
 
@@ -373,9 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="refinery export-hf", description="Write a Hugging Face checkpoint.", allow_abbrev=False
     )
-    parser.add_argument("--ckpt", type=Path, required=True, help="pretrain output dir or a step dir")
+    add_checkpoint_arguments(parser, device=False)
     parser.add_argument("--out", type=Path, required=True, help="new directory for the export")
-    parser.add_argument("--tokenizer", type=Path, help="sentencepiece model (default: found beside the ckpt)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

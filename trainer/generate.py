@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from trainer.kv_cache import RollingKVCache
-from trainer.load import LoadError, load_trained
+from trainer.load import LoadError, add_checkpoint_arguments, load_trained
 from trainer.model import Transformer
 
 
@@ -151,15 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="refinery generate", description="Sample continuations of prompts from a trained checkpoint.",
         allow_abbrev=False,
     )
-    parser.add_argument("--ckpt", type=Path, required=True, help="run dir or one step dir")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--prompt", action="append", required=True, help="prompt text; repeat for a batch")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     parser.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass; 1 = off")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tokenizer", type=Path, help="sentencepiece model (default: found beside the ckpt)")
     parser.add_argument("--bos", action="store_true", help="start each prompt with the tokenizer's BOS id")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

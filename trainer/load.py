@@ -20,6 +20,7 @@ by the caller (``--tokenizer``), ``tokenizer.model`` in the step directory, then
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -64,6 +65,14 @@ class Loaded:
     @property
     def tokenizer_sha256(self) -> str:
         return sha256_file(self.tokenizer_path)
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
+    """The flags every command that opens a trained checkpoint shares (eval, eval-mc, generate, export-hf)."""
+    parser.add_argument("--ckpt", type=Path, required=True, help="pretrain output dir or a step dir")
+    parser.add_argument("--tokenizer", type=Path, help="sentencepiece model (default: found beside the ckpt)")
+    if device:
+        parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
 
 
 def sha256_file(path: Path) -> str:

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.load import LoadError, dump_json, load_trained, train_setting
+from trainer.load import LoadError, add_checkpoint_arguments, dump_json, load_trained, train_setting
 
 SHOT_SEPARATOR = "\n\n"
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="refinery eval-mc", allow_abbrev=False,
         description="Few-shot multiple-choice accuracy (acc, acc_norm) of a checkpoint by log-likelihood.",
     )  # fmt: skip
-    parser.add_argument("--ckpt", type=Path, required=True, help="pretrain output dir or a step dir")
+    add_checkpoint_arguments(parser)
     parser.add_argument(
         "--tasks",
         type=Path,
@@ -250,9 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shots", type=int, default=0, help="few-shot examples: the first K items (not scored)"
     )
-    parser.add_argument("--tokenizer", type=Path, help="sentencepiece model (default: found beside the ckpt)")
     parser.add_argument("--out", type=Path, help="JSON report (default: <ckpt>/eval-mc-step-<step>.json)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

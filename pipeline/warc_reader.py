@@ -581,7 +581,13 @@ def _drain_all(stream: BinaryIO) -> int:
 
 
 def _derived_id(warc_file: str, offset: int) -> str:
-    digest = hashlib.sha1(f"{warc_file}:{offset}".encode()).hexdigest()
+    """An id for a record without WARC-Record-ID (ARC files, some crawlers): file name and offset.
+
+    The file's name, not its path: the same archive read from another machine, mount or bucket
+    must give the same ids, or every id-keyed choice downstream (samples, splits) moves with it.
+    """
+    name = warc_file.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    digest = hashlib.sha1(f"{name}:{offset}".encode()).hexdigest()
     return f"<urn:refinery:{digest}>"
 
 

@@ -274,7 +274,8 @@ def test_reshuffle_on_dask_spreads_one_partition_over_several(cluster: str, tmp_
     bundles = [f.read_text().splitlines() for f in _events(log_dir, "bundle")]
     assert sorted(x for b in bundles for x in b) == sorted(repr(("file", i)) for i in range(8))  # each once
     assert len([b for b in bundles if b]) == 4  # dealt over --dask_npartitions partitions, two pieces each
-    assert len({f.name.split(".")[1] for f in _events(log_dir, "bundle")}) == 2  # and run by both workers
+    # Which worker runs which partition is Dask's choice: usually both, but under a loaded full suite
+    # the scheduler has put all four on one. Spreading the partitions is ours to test; placing them not.
 
 
 def test_a_reshuffle_deals_one_piece_per_partition_when_told(cluster: str, tmp_path: Path) -> None:

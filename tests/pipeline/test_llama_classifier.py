@@ -6,7 +6,7 @@ ScrapingHub article-extraction benchmark (their gold article text and URL). What
 allows is asserted exactly: not one crawled page is itself cited, so URL matching refuses to
 train; matching cited domains (the named alternative) gives 154 matches, 91 of them archive.org,
 which the default --max-per-domain (20% of the matches: 30) cuts to 93 positives; the held-out AUC
-is reported with its 95% interval on that many pages: on this sample, barely above chance.
+is reported with its 95% interval on that many pages: on this sample, not distinguishable from chance.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_cited_domains_train_a_classifier_and_its_auc_is_reported(shared: dict) 
     assert list(report["matches_by_domain"].items())[:2] == [("archive.org", 91), ("iana.org", 16)]
     assert (report["documents_matched"], report["max_per_domain"]) == (154, {"spec": "20%", "cap": 30})
     assert (report["capped"], report["capped_by_domain"]) == (61, {"archive.org": 61})
-    assert (report["positive"], report["negative"]) == (93, 88)
+    assert (report["positive"], report["negative"]) == (93, 91)
 
     def texts(name: str):
         # In Beam's (unfixed) order: train_quality_classifier sorts them itself.
@@ -76,9 +76,9 @@ def test_cited_domains_train_a_classifier_and_its_auc_is_reported(shared: dict) 
     low, high = auc_interval(quality.auc, quality.n_holdout_positive, quality.n_holdout_negative)
     print(f"\nheld-out AUC {quality.auc:.3f}, 95% CI [{low:.3f}, {high:.3f}] on "
           f"{quality.n_holdout_positive}+{quality.n_holdout_negative} pages")
-    assert (quality.n_holdout_positive, quality.n_holdout_negative) == (27, 27)
-    # Measured, not wished for: once archive.org is capped, 27+27 held-out pages put this classifier barely
-    # above chance (AUC 0.66, 95% interval 0.52-0.81, README). Deterministic whatever the line order, so
+    assert (quality.n_holdout_positive, quality.n_holdout_negative) == (28, 28)
+    # Measured, not wished for: once archive.org is capped, 28+28 held-out pages cannot tell this classifier
+    # from chance (AUC 0.61, 95% interval 0.46-0.75, README). Deterministic whatever the line order, so
     # the figure is pinned: a change of sample, recipe or trainer makes README's figures be revisited.
     assert 0.0 <= low <= quality.auc <= high <= 1.0
-    assert round(quality.auc, 2) == 0.66 and round(low, 2) == 0.52
+    assert round(quality.auc, 2) == 0.61 and round(low, 2) == 0.46

@@ -12,7 +12,10 @@ from. Everything that is not the recipe is held fixed, per study rather than per
   positives and every arm's kept text, and scored whole, per document, with a bootstrap over its
   documents beside the seed spread (:mod:`pipeline.ablate_score`);
 - every step is cached by content (:mod:`pipeline.ablate_cache`), so a study grows arm by arm and
-  seed by seed and resumes after an interruption.
+  seed by seed and resumes after an interruption;
+- with ``--mc-tasks``, every proxy is also scored on multiple-choice task files by ``refinery eval-mc``'s
+  evaluator (:mod:`trainer.multiple_choice`), as FineWeb and DCLM score theirs on HellaSwag, ARC, MMLU;
+  the files are checked before anything runs, and each score is cached by the file's bytes and shots.
 
 Under ``out``: ``crawl/<key>`` (extraction only: the tokenizer's sample and the random negatives),
 ``tokenizer/<key>``, ``reference/<key>``, ``arms/<key>/{curated,shards,mixtures,runs}`` and the
@@ -110,6 +113,8 @@ def ablate(
     max_overlap: float = DEFAULT_MAX_OVERLAP,
     input_format: str | None = None,
     beam_args: Sequence[str] = (),
+    mc_tasks: Sequence[str | Path] = (),
+    mc_shots: int = 0,  # eval-mc's DEFAULT_SHOTS (a test holds them equal); imported lazily, as torch is
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> AblationResult:
     """Run every recipe on ``inputs``, train ``model`` on each per seed, score all on ``heldout``, and
@@ -124,6 +129,7 @@ def ablate(
         raise AblationError(f"--recipes: need one or more recipes with distinct names, got {names}")
     if not seeds or len(set(seeds)) != len(seeds) or (token_budget is not None and token_budget <= 0):
         raise AblationError(f"--seeds must be distinct and --tokens positive, got {list(seeds)} and {token_budget}")
+    mc = _mc_tasks(mc_tasks, mc_shots)  # a bad task file is known from the file alone: refuse it before any work
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     reference = build_reference(heldout, max_chunks=reference_chunks)
@@ -148,7 +154,7 @@ def ablate(
     arms = {r.name: _arm(study, r, tok, budget) for r in loaded}  # a leak into an arm stops the study here
     ref = _reference_shards(study, tok)
     runs = {r.name: [_run_seed(study, arms[r.name], arms, seed, model, train_config, tokens, ref, eval_stride,
-                               cross_windows) for seed in seeds] for r in loaded}
+                               cross_windows, mc, tok) for seed in seeds] for r in loaded}
     report = {
         "inputs": list(inputs), "input_files": len(input_key), "recipes_order": names, "seeds": list(seeds),
         "model": str(model), "model_params": params, "train_config": dataclasses.asdict(budget) | {"seed": None},
@@ -162,6 +168,8 @@ def ablate(
         "recipes": {r.name: {**arms[r.name]["report"], "recipe": str(r.path), "description": r.description,
                              "positives_overlap": positives_overlap.get(r.name), "runs": runs[r.name]}
                     for r in loaded},
+        "mc": {"shots": mc_shots, "tasks": {name: {k: v for k, v in t.items() if k != "path"}
+                                            for name, t in mc.items()}} if mc else None,
     }
     json_path, html_path = write_report(root, report)
     return AblationResult(root, json.loads(json_path.read_text(encoding="utf-8")), json_path, html_path)
@@ -364,9 +372,9 @@ def _one_source_mixture(directory: Path, source: str, tokens: int) -> Path:
 
 def _run_seed(study: Study, arm: dict[str, Any], arms: dict[str, dict[str, Any]], seed: int, model: str | Path,
               train_config: str | Path, tokens: int, ref: dict[str, Any], stride: int | None,
-              cross_windows: int) -> dict[str, Any]:
-    """One proxy run (cached by arm, model, train settings and seed), scored on the whole reference
-    and on every arm's held-out split."""
+              cross_windows: int, mc: dict[str, dict[str, Any]], tok: dict[str, Any]) -> dict[str, Any]:
+    """One proxy run (cached by arm, model, train settings and seed), scored on the whole reference,
+    on every arm's held-out split and on the ``--mc-tasks``."""
     from trainer.evaluate import evaluate
     from trainer.train import pretrain
 
@@ -391,7 +399,45 @@ def _run_seed(study: Study, arm: dict[str, Any], arms: dict[str, dict[str, Any]]
         value, _ = cached_step(directory / "cross" / f"{other['key'][:16]}-{cross_windows}", other["mixture"],
                                lambda d, o=other: evaluate(run["checkpoint"], o["mixture"], max_windows=cross_windows)["all"])
         cross[name] = value
-    return {**run, "reused": reused, "reference": scored, "cross": cross}
+    return {**run, "reused": reused, "reference": scored, "cross": cross,
+            "mc": {name: _score_mc(run["checkpoint"], directory, task, tok) for name, task in mc.items()}}
+
+
+def _mc_tasks(paths: Sequence[str | Path], shots: int) -> dict[str, dict[str, Any]]:
+    """Every ``--mc-tasks`` file read and checked by eval-mc's own reader (an :class:`MCError`, a
+    ValueError, names file and line), with what the report needs of it: the sha256 that keys its
+    cached scores, the items scored, and the accuracy of guessing at random.
+
+    A guesser picks item i right with p_i = 1 / its choices, so its accuracy has mean mean(p_i) and
+    standard deviation sqrt(sum p_i (1 - p_i)) / n: the noise a proxy at chance shows on this many items.
+    """
+    from trainer.mc_tasks import read_task_files
+
+    tasks = {}
+    for name, (_, items) in read_task_files(list(paths), shots).items():
+        p = np.array([1 / len(item.choices) for item in items])
+        tasks[name] = {"path": Path(name), "sha256": file_sha256(Path(name)), "shots": shots, "items": len(items),
+                       "chance": float(p.mean()), "chance_std": float(np.sqrt((p * (1 - p)).sum()) / len(p))}
+    return tasks
+
+
+def _score_mc(checkpoint: str, run_dir: Path, task: dict[str, Any], tok: dict[str, Any]) -> dict[str, Any]:
+    """One run's scores on one task, cached under the run by the task file's bytes and the shots (not its
+    path), so a changed file is scored again and a new seed leaves the old seeds' scores alone.
+    eval-mc's whole report, per item, is kept beside them; the study's JSON holds the accuracies."""
+    from trainer.load import dump_json
+    from trainer.multiple_choice import evaluate_mc
+
+    def build(d: Path) -> dict[str, Any]:
+        report = evaluate_mc(checkpoint, [task["path"]], shots=task["shots"], tokenizer=tok["model"])
+        dump_json(d / "eval-mc.json", report)
+        scores = next(iter(report["tasks"].values()))
+        return {k: v for k, v in scores.items() if k != "per_item"} | {"step": report["step"],
+                                                                        "report": str(d / "eval-mc.json")}
+
+    material = {"task_sha256": task["sha256"], "shots": task["shots"]}
+    result, reused = cached_step(run_dir / "mc" / f"{task['sha256'][:16]}-{task['shots']}", material, build)
+    return {**result, "reused": reused}
 
 
 def _score(checkpoint: str, ref: dict[str, Any], stride: int | None, directory: Path) -> dict[str, Any]:
@@ -450,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cross-windows", type=int, default=64, help="held-out windows per arm in the cross matrix")
     parser.add_argument("--max-overlap", type=float, default=DEFAULT_MAX_OVERLAP,
                         help="largest share of the reference's 13-grams another set may contain (default 0.01)")
+    from trainer.mc_tasks import add_task_arguments
+
+    add_task_arguments(parser, prefix="mc-", required=False)  # eval-mc's --tasks/--shots, optional here
     return parser
 
 
@@ -468,7 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         tokenizer=args.tokenizer, reference_chunks=args.reference_chunks, vocab_size=args.vocab_size,
                         character_coverage=args.character_coverage, tokenizer_sentences=args.tokenizer_sentences,
                         eval_stride=args.eval_stride, cross_windows=args.cross_windows, max_overlap=args.max_overlap,
-                        input_format=args.input_format, beam_args=beam_args)
+                        input_format=args.input_format, beam_args=beam_args, mc_tasks=args.mc_tasks or (),
+                        mc_shots=args.mc_shots)
     except (ValueError, FileNotFoundError) as exc:  # recipe, reference, config, mix, tokenizer and train errors
         print(f"refinery ablate: error: {exc}", file=sys.stderr)
         return 2

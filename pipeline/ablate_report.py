@@ -12,6 +12,12 @@ the pooled seed deviation ``s_p = sqrt((s_A^2 + s_B^2) / 2)``, and the 95% boots
 difference excludes 0. Otherwise the report says "within noise". It is a screening rule (about a
 two-sigma band for the seeds), not a significance test; with one seed the verdict is unknown.
 
+Downstream tasks (``--mc-tasks``). Each recipe's accuracy on a task is the mean and sample std over
+seeds, beside what guessing at random scores (mean of 1/choices over the items). A small proxy sits at
+chance, and on a few hundred items chance itself is noisy, so an arm counts as above (below) chance
+only when ``|mean - chance| >= 2 * max(seed std, std of a random guesser's accuracy)``
+(:data:`CHANCE_RULE`); when no arm is, a sentence says the tasks cannot rank the recipes here.
+
 The HTML has no script and fetches nothing: tables and one inline-SVG plot whose y axis spans the
 data, with the seed std (thick) and the reference bootstrap interval (thin) as error bars.
 """
@@ -35,6 +41,10 @@ NOISE_RULE = ("two recipes differ beyond noise when |mean_A - mean_B| >= 2 * poo
               "difference over reference documents excludes 0; otherwise 'within noise' (unknown with one seed)")
 PRIMARY = "reference_bits_per_byte"
 VERDICTS = {None: "unknown (one seed)", True: "within noise", False: "beyond noise"}
+CHANCE_RULE = ("an arm is above (below) chance on a task when |mean accuracy - chance| >= 2 * max(std over seeds, "
+               "std of a random guesser's accuracy = sqrt(sum p_i (1 - p_i)) / items, p_i = 1 / choices of item i); "
+               "otherwise at chance")
+MC_METRICS = ("acc", "acc_norm")
 
 
 def mean_std(values: Sequence[float]) -> dict[str, Any]:
@@ -103,7 +113,49 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             comparisons.append({**c, "sentence": sentence(c)})
     report["noise_rule"] = NOISE_RULE
     report["comparisons"] = comparisons
+    if report.get("mc"):
+        summarize_mc(report)
     return report
+
+
+def versus_chance(summary: dict[str, Any], chance: float, chance_std: float) -> str:
+    """Apply :data:`CHANCE_RULE`: "above chance", "below chance" or "at chance"."""
+    if summary["mean"] is None:
+        return "n/a"
+    noise = max(summary["std"] or 0.0, chance_std)
+    if abs(summary["mean"] - chance) < 2 * noise:
+        return "at chance"
+    return "above chance" if summary["mean"] > chance else "below chance"
+
+
+def summarize_mc(report: dict[str, Any]) -> None:
+    """Per recipe and task: accuracies over seeds and their verdict against chance; per task and for the
+    study, a sentence that says plainly when no arm is above chance."""
+    names, mc = report["recipes_order"], report["mc"]
+    for name in names:
+        recipe = report["recipes"][name]
+        recipe["summary"]["mc"] = {}
+        for task, info in mc["tasks"].items():
+            scores = {m: mean_std([r["mc"][task][m] for r in recipe["runs"]]) for m in MC_METRICS}
+            verdicts = {m: versus_chance(scores[m], info["chance"], info["chance_std"]) for m in MC_METRICS}
+            recipe["summary"]["mc"][task] = {**scores, "chance": info["chance"], "versus_chance": verdicts}
+    anywhere = False
+    for task, info in mc["tasks"].items():
+        verdicts = {n: report["recipes"][n]["summary"]["mc"][task]["versus_chance"].values() for n in names}
+        above = [n for n in names if "above chance" in verdicts[n]]
+        below = [n for n in names if "below chance" in verdicts[n] and n not in above]
+        anywhere = anywhere or bool(above)
+        chance = f"chance ({info['chance']:.3f} ± {info['chance_std']:.3f} for a random guesser on {info['items']} items)"
+        if not above and not below:
+            info["sentence"] = f"{Path(task).name}: every arm is within noise of {chance}; it does not rank these proxies."
+        else:
+            parts = [f"{', '.join(group)} {side} {chance} beyond noise"
+                     for group, side in ((above, "above"), (below, "below")) if group]
+            info["sentence"] = f"{Path(task).name}: {'; '.join(parts)}; any other arm is within noise of it."
+    mc["rule"] = CHANCE_RULE
+    mc["sentence"] = None if anywhere else (
+        "No arm is above chance on any task: at this proxy scale the accuracies say nothing about the recipes, "
+        "which is expected for small proxies; compare them by reference bits per byte.")
 
 
 def write_report(root: Path, report: dict[str, Any]) -> tuple[Path, Path]:
@@ -241,7 +293,35 @@ arms learned from is measured as the share of the reference's 13-grams found the
 <p>A recipe's held-out split is the windows its loader never trains on; the documents behind another recipe's
 split may be in a row's training data (recipes overlap), so off-diagonal cells are optimistic.</p>
 <table><tr><th>trained on \\ evaluated on</th>{''.join(f'<th>{e(n)}</th>' for n in names)}</tr>{cross}</table>
-</body></html>
+{mc_section(report)}</body></html>
+"""
+
+
+def mc_section(report: dict[str, Any]) -> str:
+    """The downstream-task table: per task and recipe, accuracy over seeds (mean ± std, and each seed),
+    the random-guess baseline and the verdict against it; empty without ``--mc-tasks``."""
+    mc = report.get("mc")
+    if not mc:
+        return ""
+    e, names, recipes = html.escape, report["recipes_order"], report["recipes"]
+    rows = []
+    for task, info in mc["tasks"].items():
+        for n in names:
+            s = recipes[n]["summary"]["mc"][task]
+            seeds = ", ".join(f"{r['seed']}: {r['mc'][task]['acc']:.3f}" for r in recipes[n]["runs"])
+            verdict = "; ".join(f"{m} {v}" for m, v in s["versus_chance"].items())
+            rows.append(f"<tr><td>{e(Path(task).name)}</td><td>{info['items']}</td>"
+                        f"<td>{info['chance']:.3f} ± {info['chance_std']:.3f}</td><td>{e(n)}</td>"
+                        f"<td><b>{_fmt(s['acc'], 3)}</b></td><td>{_fmt(s['acc_norm'], 3)}</td><td>{e(seeds)}</td>"
+                        f"<td>{e(verdict)}</td></tr>")
+    sentences = [info["sentence"] for info in mc["tasks"].values()] + ([mc["sentence"]] if mc["sentence"] else [])
+    return f"""<h2>Downstream multiple-choice tasks ({mc['shots']}-shot)</h2>
+<p>Each run scored by <code>refinery eval-mc</code>'s evaluator: a choice is the model's answer when its
+log-likelihood is the highest (acc) or the highest per byte (acc_norm). Chance is the mean of 1/choices over the
+items scored, ± the standard deviation of a random guesser's accuracy. Rule: {e(mc['rule'])}.</p>
+<table><tr><th>task</th><th>items</th><th>chance</th><th>recipe</th><th>acc (seeds)</th><th>acc_norm (seeds)</th>
+<th>acc per seed</th><th>versus chance</th></tr>{''.join(rows)}</table>
+{''.join(f'<p>{e(line)}</p>' for line in sentences)}
 """
 
 
@@ -256,5 +336,13 @@ def format_summary(result: Any) -> str:
                      f"{_fmt(s[PRIMARY]):>22}")
     for c in report["comparisons"]:
         lines.append(f"  {c['sentence']}")
+    if report.get("mc"):
+        for task, info in report["mc"]["tasks"].items():
+            scores = ", ".join(f"{n} {_fmt(report['recipes'][n]['summary']['mc'][task]['acc'], 3)}"
+                               for n in report["recipes_order"])
+            lines.append(f"  {Path(task).name} acc (chance {info['chance']:.3f}): {scores}")
+            lines.append(f"  {info['sentence']}")
+        if report["mc"]["sentence"]:
+            lines.append(f"  {report['mc']['sentence']}")
     lines.append(f"wrote {result.json_path} and {result.html_path}")
     return "\n".join(lines)

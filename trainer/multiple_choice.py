@@ -6,14 +6,7 @@ choice, and the choice it finds most likely is its answer. Held-out loss says ho
 text like its own data; this says whether what it learned helps on tasks someone else wrote. Users
 bring the tasks as files; none ship here but a tiny test fixture.
 
-The task format. JSONL, one item a line: ``{"context": str, "choices": [str, ...], "answer": int}``
-with an optional ``"id"``; blank lines are skipped. A line that is not such an object, an empty
-``choices`` list or an ``answer`` outside it is an :class:`MCError` naming ``file:line``.
-
-Few-shot. The first ``k`` items of the file are the examples, each written as its context, a space and
-its correct choice, joined by blank lines before every scored item's context; they are never scored
-(an example scored with its own answer in the prompt would be free accuracy). Taking the first ``k``
-rather than a random draw keeps the prompt, and so the number, the same on every run and machine.
+The task format and few-shot examples: :mod:`trainer.mc_tasks`.
 
 Which tokens. The prompt (examples and context) is encoded as one text and each choice as another,
 and the ids are concatenated. Sentencepiece splits on whitespace before merging and its dummy prefix
@@ -32,10 +25,8 @@ does not depend on the tokenizer). ``*_stderr`` is the binomial standard error, 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,74 +36,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.load import LoadError, add_checkpoint_arguments, dump_json, load_trained, train_setting
-
-SHOT_SEPARATOR = "\n\n"
-
-
-class MCError(ValueError):
-    """A task file or request that cannot be scored; the message names the file (and line)."""
-
-
-@dataclass(frozen=True)
-class Item:
-    """One question of a task file."""
-
-    context: str
-    choices: tuple[str, ...]
-    answer: int
-    id: str
-    line: int
-    """1-based line in the file, for messages and the per-item report."""
-
-
-def _item(raw: Any, where: str, line: int) -> Item:
-    """Validate one parsed line; every rejection names ``where`` (``file:line``)."""
-    if not isinstance(raw, dict):
-        raise MCError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-    context, choices, answer = raw.get("context"), raw.get("choices"), raw.get("answer")
-    if not isinstance(context, str):
-        raise MCError(f"{where}: 'context' must be a string")
-    if not isinstance(choices, list) or not choices:
-        raise MCError(f"{where}: 'choices' must be a non-empty list of strings")
-    if not all(isinstance(c, str) and c.strip() for c in choices):
-        raise MCError(f"{where}: every choice must be a non-empty string")
-    if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(choices):
-        raise MCError(f"{where}: 'answer' must be an integer index in [0, {len(choices)}), got {answer!r}")
-    ident = raw.get("id", line)
-    return Item(context=context, choices=tuple(choices), answer=answer, id=str(ident), line=line)
-
-
-def read_tasks(path: str | Path) -> list[Item]:
-    """Every item of a JSONL task file, in file order; the first bad line raises :class:`MCError`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MCError(f"{path}: cannot read task file: {exc}") from None
-    items = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MCError(f"{where}: not valid JSON: {exc.msg}") from None
-        items.append(_item(raw, where, number))
-    if not items:
-        raise MCError(f"{path}: no items")
-    return items
-
-
-def split_shots(items: list[Item], shots: int, where: str | Path) -> tuple[str, list[Item]]:
-    """The few-shot prefix built from the first ``shots`` items, and the items left to score."""
-    if shots < 0:
-        raise MCError(f"--shots must be >= 0, got {shots}")
-    if shots >= len(items):
-        raise MCError(f"{where}: {len(items)} items leave none to score after {shots} few-shot examples")
-    examples = items[:shots]
-    prefix = "".join(f"{ex.context} {ex.choices[ex.answer]}{SHOT_SEPARATOR}" for ex in examples)
-    return prefix, items[shots:]
+from trainer.mc_tasks import (  # noqa: F401  (re-exported: the format's names, where eval-mc's users look)
+    DEFAULT_SHOTS,
+    SHOT_SEPARATOR,
+    Item,
+    MCError,
+    add_task_arguments,
+    read_task_files,
+    read_tasks,
+    split_shots,
+)
 
 
 def choice_tokens(
@@ -195,15 +128,12 @@ def evaluate_mc(
     ckpt: str | Path,
     tasks: list[str | Path],
     *,
-    shots: int = 0,
+    shots: int = DEFAULT_SHOTS,
     tokenizer: str | Path | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
     """The report ``refinery eval-mc`` writes; every task file is read and checked before the model loads."""
-    parsed = {}
-    for path in tasks:
-        items = read_tasks(path)
-        parsed[str(path)] = split_shots(items, shots, path)
+    parsed = read_task_files(tasks, shots)
     loaded = load_trained(ckpt, tokenizer=tokenizer, device=device)
     max_len = min(
         int(train_setting(loaded.meta, "seq_len", loaded.config.max_seq_len)), loaded.config.max_seq_len
@@ -239,17 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Few-shot multiple-choice accuracy (acc, acc_norm) of a checkpoint by log-likelihood.",
     )  # fmt: skip
     add_checkpoint_arguments(parser)
-    parser.add_argument(
-        "--tasks",
-        type=Path,
-        nargs="+",
-        required=True,
-        metavar="FILE.jsonl",
-        help='JSONL task files: {"context": str, "choices": [str, ...], "answer": int}',
-    )
-    parser.add_argument(
-        "--shots", type=int, default=0, help="few-shot examples: the first K items (not scored)"
-    )
+    add_task_arguments(parser)
     parser.add_argument("--out", type=Path, help="JSON report (default: <ckpt>/eval-mc-step-<step>.json)")
     try:
         args = parser.parse_args(argv)

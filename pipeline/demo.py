@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,15 +53,25 @@ def write_demo_warc(path: Path, pages: Sequence[Page]) -> int:
     return count
 
 
+def _record_id(kind: str, url: str) -> str:
+    """A WARC-Record-ID fixed by the record's URL and type.
+
+    warcio draws a random uuid4 otherwise, and the documents' ids are the records' ids: every demo
+    would then sample other negatives (by id hash) and print another classifier AUC.
+    """
+    return f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{kind} {url}')}>"
+
+
 def _write_exchange(writer: WARCWriter, url: str, content_type: str, body: bytes, status: str = "200 OK") -> int:
     request = writer.create_warc_record(
         url, "request", payload=io.BytesIO(f"GET / HTTP/1.1\r\nHost: {url.split('/')[2]}\r\n\r\n".encode()),
-        warc_headers_dict={"WARC-Date": CRAWL_DATE},
+        warc_headers_dict={"WARC-Date": CRAWL_DATE, "WARC-Record-ID": _record_id("request", url)},
     )
     headers = StatusAndHeaders(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))],
                                protocol="HTTP/1.1")
     response = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers,
-                                         warc_headers_dict={"WARC-Date": CRAWL_DATE})
+                                         warc_headers_dict={"WARC-Date": CRAWL_DATE,
+                                                            "WARC-Record-ID": _record_id("response", url)})
     writer.write_record(request)
     writer.write_record(response)
     return 2
@@ -85,6 +96,7 @@ def run_demo(output: str | Path, beam_args: Sequence[str] = (), crawl_overrides:
     from pipeline.report import report
     from pipeline.run import run
     from pipeline.tokenizer_training import train_tokenizer
+    from pipeline.wiki_references import wiki_references
     from trainer.evaluate import evaluate, format_table
     from trainer.generate import generate
     from trainer.load import dump_json, load_trained
@@ -115,9 +127,11 @@ def run_demo(output: str | Path, beam_args: Sequence[str] = (), crawl_overrides:
         curated[name] = stats
         print(f"  {name:<14} {stats['totals']['records']:>4} records -> {stats['totals']['kept']:>3} documents")
 
-    _step("4/9 the quality classifier, the LLaMA way: reference pages vs random pages")
-    references = root / "input" / "references.txt"
-    references.write_text("".join(f"{p.url}\n" for p in pages if "journal" in p.url and int(p.url[-3:]) % 2 == 0))
+    _step("4/9 the quality classifier, the LLaMA way: pages Wikipedia cites vs random pages")
+    references = root / "wiki-references"
+    cited = wiki_references(samples["wikipedia"].inputs, str(references), overwrite=True, beam_args=beam_args)
+    print(f"  {cited['counts'].get('pages.articles', 0)} Wikipedia articles cite "
+          f"{cited['counts'].get('urls.distinct', 0)} distinct URLs -> {references}")
     counts = build_quality_set(str(references), [str(runs / "commoncrawl-curated")], str(root / "quality-set"),
                                beam_args)
     quality_model = models / "quality.bin"

@@ -27,12 +27,12 @@ import json
 import random
 import re
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from pipeline.demo_corpus import FOREIGN, TOPICS, article, sentence
+from pipeline.demo_corpus import FOREIGN, TOPICS, Page, article, demo_pages, sentence
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "sources"
 
@@ -119,10 +119,40 @@ _WIKI_BASE = "https://en.demo-wiki.example/wiki/Main_Page"
 _EXPORT_NS = "http://www.mediawiki.org/xml/export-0.11/"
 
 
-def _wiki_article(rng: random.Random, title: str, topic: str, see_also: str) -> str:
+def wiki_cited_pages() -> list[Page]:
+    """The demo crawl's pages that the Wikipedia sample cites: the even-numbered journal articles.
+
+    They are LLaMA's positives in the demo (``wiki-references`` on the sample's dump lists exactly
+    these URLs, ``build-quality-set`` finds them in the curated crawl). Half of each journal, not
+    whole journals, so both classes hold pages of every topic and site.
+    """
+    return [p for p in demo_pages() if "-journal.example/" in p.url and int(p.url[-3:]) % 2 == 0]
+
+
+def _wiki_citations(title: str, topic: str, cited: Sequence[Page]) -> list[str]:
+    """The ``<ref>`` tags of one article: its share of the cited pages of its topic's journal.
+
+    Articles on one topic take turns, so each page is cited once. Most are ``{{cite web}}``
+    templates; the last is a bare bracketed link in a ``<ref>``, as older articles cite.
+    """
+    same_topic = [t for t, tp in _WIKI_ARTICLES if tp == topic]
+    journal = [p for p in cited if p.url.startswith(f"https://{topic}-journal.example/")]
+    mine = journal[same_topic.index(title)::len(same_topic)]
+    website = f"{topic.title()} Journal"
+    refs = [f"<ref>{{{{cite web |url={p.url} |title={p.title} |website={website} "
+            f"|access-date=2024-05-01}}}}</ref>" for p in mine[:-1]]
+    refs += [f"<ref>[{p.url} {p.title}], ''{website}''.</ref>" for p in mine[-1:]]
+    return refs
+
+
+def _wiki_article(rng: random.Random, title: str, topic: str, see_also: str,
+                  cited: Sequence[Page] = ()) -> str:
     """An article's wikitext with what the cleaner must remove: templates, refs, a table,
-    an image, back-matter sections, a category and an interlanguage link."""
+    an image, back-matter sections, a category and an interlanguage link. The ``cited`` crawl
+    pages of its topic are cited in ``<ref>`` tags spread over its paragraphs."""
     paragraphs = [_link_nouns(p, topic) for p in article(rng, topic, 4)]
+    for i, ref in enumerate(_wiki_citations(title, topic, cited)):
+        paragraphs[i % len(paragraphs)] += ref
     rows = "\n".join(f"|-\n| {year} || {rng.randint(3, 90)}"
                      for year in sorted(rng.sample(range(1950, 2020), 3)))
     return "\n".join([
@@ -178,14 +208,16 @@ def _wiki_page(page_id: int, title: str, ns: int, text: str, redirect: str | Non
 
 
 def write_wikipedia(directory: Path, rng: random.Random) -> SourceSample:
-    """Six articles, a stub that cleans to nothing, a redirect and a talk page."""
+    """Six articles citing the crawl's :func:`wiki_cited_pages`, a stub that cleans to nothing,
+    a redirect and a talk page."""
+    cited = wiki_cited_pages()
     namespaces = {-2: "Media", 0: "", 1: "Talk", 6: "File", 14: "Category"}
     ns_xml = "\n".join(f'      <namespace key="{k}" case="first-letter">{v}</namespace>' if v else
                        f'      <namespace key="{k}" case="first-letter" />' for k, v in namespaces.items())
     pages = []
     for i, (title, topic) in enumerate(_WIKI_ARTICLES):
         see_also = _WIKI_ARTICLES[(i + 1) % len(_WIKI_ARTICLES)][0]
-        pages.append(_wiki_page(100 + i, title, 0, _wiki_article(rng, title, topic, see_also)))
+        pages.append(_wiki_page(100 + i, title, 0, _wiki_article(rng, title, topic, see_also, cited)))
     first = _WIKI_ARTICLES[0][0]
     pages.append(_wiki_page(200, "Walled gardens", 0, f"#REDIRECT [[{first}]]\n\n{{{{R from plural}}}}",
                             redirect=first))

@@ -78,6 +78,13 @@ def test_the_crawl_is_scored_only_by_a_classifier_that_tells_pages_apart(demo: P
     assert all((d["quality_score"] is not None) == decision["scored"] for d in docs)
 
 
+def test_the_classifier_positives_are_the_pages_the_demo_wikipedia_cites(demo: Path) -> None:
+    refs = json.loads((demo / "wiki-references" / "stats.json").read_text())
+    assert refs["counts"]["urls.distinct"] == 30  # wiki-references on the demo's dump, not a made-up list
+    qset = json.loads((demo / "quality-set" / "stats.json").read_text())
+    assert qset["references"] == 30 and 0 < qset["positive"] <= qset["references_matched"] <= 30
+
+
 def test_pretraining_learns_and_the_checkpoint_is_usable(demo: Path) -> None:
     rows = (demo / "pretrain" / "metrics.csv").read_text().splitlines()
     header, first, last = rows[0].split(","), rows[1].split(","), rows[-1].split(",")

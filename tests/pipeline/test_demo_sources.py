@@ -19,9 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from filters.stackexchange import html_to_text
-from pipeline.demo_sources import SourceSample, write_source_samples
+from pipeline.demo_corpus import demo_pages
+from pipeline.demo_sources import SourceSample, wiki_cited_pages, write_source_samples
 from pipeline.run import run
 from pipeline.sources import SOURCE_READERS
+from pipeline.wiki_references import wiki_references
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +112,17 @@ def test_wikipedia_keeps_articles_only_as_plain_text(source_run: Callable[[str],
         for markup in ("{{", "[[", "<ref", "wikitable", "Category:", "<!--", "Reflist", "https://"):
             assert markup not in doc["text"], (doc["id"], markup)
     assert "Walled garden is a subject of gardening." in wiki.doc("wikipedia:en:100")["text"]
+
+
+def test_wikipedia_cites_the_crawl_pages_the_demo_trains_on(samples: dict[str, SourceSample],
+                                                            tmp_path: Path) -> None:
+    """wiki-references on the sample lists exactly the crawl's cited pages: the demo's positives."""
+    stats = wiki_references(samples["wikipedia"].inputs, str(tmp_path / "refs"))
+    urls = {line for f in (tmp_path / "refs").glob("urls-*.txt") for line in f.read_text().splitlines()}
+    cited = {p.url for p in wiki_cited_pages()}
+    assert urls == cited and len(cited) == 30
+    assert stats["counts"]["citations.cite_url"] == 24 and stats["counts"]["citations.ref_link"] == 6
+    assert cited <= {p.url for p in demo_pages()}
 
 
 def test_github_keeps_permissive_code_without_headers(source_run: Callable[[str], SourceRun]) -> None:

@@ -82,12 +82,16 @@ class LanguageId:
     min_chars: int = 30
     """Texts with fewer non-space characters are kept unjudged (lang ""): accuracy below 30 chars
     was < 0.93 on the lingua-py test set, >= 0.97 from 30 on (see the module docstring)."""
-    max_chars: int = 4000
+    max_chars: int = 2000
     """Only the first this-many characters are classified (0: the whole text, as CCNet does).
-    fastText's cost grows with the text, and a page's language shows in its first paragraphs:
-    on the 1,669 distinct extracted pages of the benchmark input (benchmarks/bench_warc.py), the
-    first 4,000 characters gave the same keep decision (en, score >= 0.5) as the whole text on
-    1,667, at 0.37 instead of 0.70 ms a page (cut at 1,000 characters: 1,662 the same)."""
+    fastText's cost grows with the text, and a page's language shows in its first paragraphs.
+    On the 1,678 extracted pages of the benchmark input (benchmarks/bench_warc.py, one copy,
+    trafilatura), measured side by side: the whole text costs 1.37 ms a page, the first 4,000
+    characters 0.66 ms and give the whole text's keep decision (en, score >= 0.5) on 1,675 pages,
+    the first 2,000 characters 0.38 ms and 1,671 pages (1,000: 0.21 ms, 1,670). The pages that
+    differ start in English and go on in German or Japanese, or score 0.29-0.61 as English.
+    Language ID was the largest cost of ``refinery run`` after extraction (17% of the CPU of a
+    resiliparse run, py-spy)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.languages, str):

@@ -242,6 +242,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=1, help="interleaved repeats of the whole set")
     parser.add_argument("--no-loops", action="store_true", help="skip the plain-loop ceilings")
+    parser.add_argument("--no-startup", action="store_true",
+                        help="skip the start-up runs (a tiny input per runner, engine and workers)")
     parser.add_argument("--workdir", default="/tmp/refinery-bench", help="where inputs are built (kept)")
     parser.add_argument("--json", help="also write every figure to this JSON file")
     args = parser.parse_args()
@@ -291,9 +293,26 @@ def main() -> None:
             print(f"  [{repeat + 1}/{args.repeats}] x{copies} {runner} {engine} x{workers}: "
                   f"{figures.wall:.1f} s wall, {figures.cpu:.1f} CPU-s", flush=True)
 
+    # Start-up: the same runs on a tiny input (a few pages). Issue 16 judges parallel efficiency
+    # only "on an input big enough that start-up is under 5% of the run"; this says whether it is.
+    startup: dict[tuple, float] = {}
+    if not args.no_startup:
+        tiny = work / "pages-tiny.warc.gz"
+        if not tiny.exists():
+            from bench_warc import build_warc
+
+            build_warc(tiny, size_mb=0.2)
+        for runner, engine, workers in sorted({(k[1], k[2], k[3]) for k in plan if k[1] != "loop"}):
+            with tempfile.TemporaryDirectory(dir=work) as temp:
+                out = Path(temp) / "out"
+                run = run_direct(tiny, engine, workers, out) if runner == "direct" else \
+                    run_dask(tiny, engine, workers, out, Path(temp))
+            startup[(runner, engine, workers)] = run.wall
+            print(f"  start-up {runner} {engine} x{workers}: {run.wall:.1f} s wall on {tiny.name}", flush=True)
+
     best = {key: min(runs, key=lambda f: f.wall) for key, runs in results.items()}
     print_table(best, inputs)
-    print_floors(best, inputs)
+    print_floors(best, inputs, startup)
     if args.json:
         Path(args.json).write_text(json.dumps(
             [{"copies": k[0], "runner": k[1], "engine": k[2], "workers": k[3], **vars(f)} for k, f in best.items()],
@@ -318,7 +337,8 @@ def print_table(best: dict[tuple, Figures], inputs: dict[int, tuple[Path, int]])
               f"| {f.cpu:.0f} | {f.pss_mb:.0f} | {shuffle} | {kept} |")
 
 
-def print_floors(best: dict[tuple, Figures], inputs: dict[int, tuple[Path, int]]) -> None:
+def print_floors(best: dict[tuple, Figures], inputs: dict[int, tuple[Path, int]],
+                 startup: dict[tuple, float] | None = None) -> None:
     """Each floor of issue 16 that this run has the figures for: the ratio, the floor, and whether it holds."""
     rows = []
 
@@ -343,8 +363,11 @@ def print_floors(best: dict[tuple, Figures], inputs: dict[int, tuple[Path, int]]
                 one, two = best.get((copies, runner, engine, 1)), best.get((copies, runner, engine, 2))
                 if one and two:
                     efficiency = one.wall / (2 * two.wall)
-                    rows.append((f"x{copies} {runner} {engine}: 2-worker efficiency", efficiency, ">= 0.90",
-                                 efficiency >= 0.9))
+                    share = max(((startup or {}).get((runner, engine, w), 0.0) / f.wall for w, f in ((1, one), (2, two))))
+                    judged = share < 0.05
+                    rows.append((f"x{copies} {runner} {engine}: 2-worker efficiency (start-up {share:.0%} of a run)",
+                                 efficiency, ">= 0.90" if judged or not startup else "(start-up >= 5%: input too small)",
+                                 efficiency >= 0.9 if judged or not startup else True))
             for workers in (1, 2):
                 direct_f, dask_f = best.get((copies, "direct", engine, workers)), best.get((copies, "dask", engine, workers))
                 if direct_f and dask_f:

@@ -39,6 +39,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+import pipeline.beam_dofn_specs  # noqa: F401  (installs the memo of Beam's DoFn introspection)
+
 log = logging.getLogger(__name__)
 
 # Rows per file when num_shards is 0: a bundle starts a new file after this many rows.

@@ -17,6 +17,8 @@ from apache_beam.metrics import Metrics
 
 from filters import Document, Filter
 
+import pipeline.beam_dofn_specs  # noqa: F401  (installs the memo of Beam's DoFn introspection)
+
 KEPT = "kept"
 DROPPED = "dropped"
 METRICS_NAMESPACE = "refinery"

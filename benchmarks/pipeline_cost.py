@@ -7,10 +7,13 @@ The input is a gzip-per-record WARC of every shared real page (bench_warc.py), r
 ``--copies`` times with distinct URLs. Each configuration is one `refinery run` with the default
 web recipe (configs/commoncrawl.yaml; only ``extract.engine`` changes) in its own process tree,
 and the configurations run interleaved, so that this machine's drift hits them alike. Two plain
-single-process loops (read + decode + extract, nothing else) over the same file are the ceilings.
+single-process loops (read + decode + extract, nothing else) over the same file are the ceilings,
+and two such loops run at once give the machine's own 2-process efficiency, the ceiling of any
+2-worker run.
 
 Columns:
-  docs/s/core   input HTML records / wall seconds / workers
+  docs/s/core   input HTML records / wall seconds / workers ("plain loops at once": each reads the
+                whole input, so records / wall; they measure how far this machine scales at all)
   CPU-s         CPU seconds of every process of the run (driver, workers, extraction children, and
                 on Dask the scheduler and nannies), sampled with psutil every 0.2 s
   PSS/worker    the largest peak, over the run, of one worker's proportional set size plus its
@@ -212,12 +215,18 @@ for record in iter_records(lambda: open(sys.argv[1], "rb"), sys.argv[1], 5_000_0
 """
 
 
-def run_loop(warc: Path, engine: str) -> Figures:
-    """The ceiling: read, decode and extract every page in one plain loop, in a fresh process."""
+def run_loop(warc: Path, engine: str, at_once: int = 1) -> Figures:
+    """The ceiling: read, decode and extract every page in one plain loop, in a fresh process.
+
+    ``at_once`` > 1 starts that many identical loops together: the machine's own parallel
+    efficiency (one loop's wall over the pair's), which no pipeline can beat. On this project's
+    2-core VM, trafilatura does not scale as resiliparse does (issue 16's closing notes).
+    """
     started = time.perf_counter()
-    proc = psutil.Popen([sys.executable, "-c", _LOOP, str(warc), engine, str(REPO)])
-    tracker = _Tracker([proc]).start()
-    proc.wait()
+    procs = [psutil.Popen([sys.executable, "-c", _LOOP, str(warc), engine, str(REPO)]) for _ in range(at_once)]
+    tracker = _Tracker(procs).start()
+    for proc in procs:
+        proc.wait()
     wall = time.perf_counter() - started
     tracker.stop()
     return Figures(wall, sum(tracker.cpu.values()), tracker.peak_pss)
@@ -276,6 +285,8 @@ def main() -> None:
                 for engine in args.engines:
                     if runner == "direct" and workers == 1 and not args.no_loops:
                         plan.append((copies, "loop", engine, 1))
+                        if 2 in args.workers:  # the machine's ceiling for the 2-worker efficiency
+                            plan.append((copies, "loop", engine, 2))
                     plan.append((copies, runner, engine, workers))
     for repeat in range(args.repeats):
         for key in plan:
@@ -284,7 +295,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory(dir=work) as temp:
                 out = Path(temp) / "out"
                 if runner == "loop":
-                    figures = run_loop(warc, engine)
+                    figures = run_loop(warc, engine, at_once=workers)
                 elif runner == "direct":
                     figures = run_direct(warc, engine, workers, out)
                 else:
@@ -320,7 +331,9 @@ def main() -> None:
 
 
 def _docs_per_core(key: tuple, figures: Figures, inputs: dict[int, tuple[Path, int]]) -> float:
-    return inputs[key[0]][1] / figures.wall / key[3]
+    # Loops run at once each read the whole input; a run's workers share it.
+    per_process = inputs[key[0]][1] / figures.wall
+    return per_process if key[1] == "loop" else per_process / key[3]
 
 
 def print_table(best: dict[tuple, Figures], inputs: dict[int, tuple[Path, int]]) -> None:
@@ -330,7 +343,8 @@ def print_table(best: dict[tuple, Figures], inputs: dict[int, tuple[Path, int]])
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, f in best.items():
         copies, runner, engine, workers = key
-        name = {"loop": "plain loop", "direct": "DirectRunner", "dask": "Dask"}[runner]
+        name = {"loop": "plain loop" if workers == 1 else "plain loops at once", "direct": "DirectRunner",
+                "dask": "Dask"}[runner]
         shuffle = "-" if f.shuffle_mb is None else f"{f.shuffle_mb:.0f}"
         kept = "-" if f.kept is None else str(f.kept)
         print(f"| x{copies} | {name} | {engine} | {workers} | {f.wall:.1f} | {_docs_per_core(key, f, inputs):.1f} "
@@ -359,6 +373,10 @@ def print_floors(best: dict[tuple, Figures], inputs: dict[int, tuple[Path, int]]
             if loop and direct:
                 rows.append((f"x{copies} {engine}: DirectRunner x1 / plain loop", direct / loop,
                              ">= 0.9" if engine == "trafilatura" else "(info)", direct / loop >= 0.9))
+            alone, pair = best.get((copies, "loop", engine, 1)), best.get((copies, "loop", engine, 2))
+            if alone and pair:
+                rows.append((f"x{copies} {engine}: machine ceiling, two plain loops at once (one's wall / the pair's)",
+                             alone.wall / pair.wall, "(info: no run can beat it)", True))
             for runner in RUNNERS:
                 one, two = best.get((copies, runner, engine, 1)), best.get((copies, runner, engine, 2))
                 if one and two:

@@ -154,8 +154,10 @@ def run_direct(warc: Path, engine: str, workers: int, out: Path) -> Figures:
 
 
 def _python_children(proc: psutil.Process) -> list[psutil.Process]:
+    """The SDK worker processes: Beam starts each through ``sh -c``, so they are grandchildren."""
     try:
-        return [c for c in proc.children() if "python" in c.name().lower()]
+        return [c for c in proc.children(recursive=True)
+                if "python" in c.name().lower() and "sdk_worker_main" in " ".join(c.cmdline())]
     except psutil.Error:
         return []
 
